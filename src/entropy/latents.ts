@@ -1,0 +1,343 @@
+import { EntropyError } from './errors.ts';
+import {
+  CODER_RANS32X16,
+  ESCAPE_NIBBLE_BITS,
+  MAX_ESCAPE_NIBBLES,
+  MAX_LANES,
+  RANS_L,
+  WordSink,
+  encodeSymbol,
+  escapeNibbles,
+} from './rans.ts';
+import type { DecodeLookup, EntropyTables } from './tables.ts';
+
+/**
+ * Body of the bitstream's `LATN` part (coder 1):
+ *
+ *   offset  size        field
+ *   0       1           coder (1 = rANS, 32-bit state, 16-bit words)
+ *   1       1           lanes N (1..8): interleaved rANS states
+ *   2       ceil(C/8)   skip map: bit (c & 7) of byte (c >> 3) set = channel c is all zero and not coded
+ *   ...     4N          initial decoder states, u32 each
+ *   ...     2K          16-bit words, read in order by the decoder
+ *
+ * Channel c is coded with table c. Coded channels follow in order, each in raster order; symbol k of
+ * a channel uses lane k mod N. After the last symbol every lane is back at 2^16 and every word is
+ * consumed; a decoder checks both.
+ */
+export interface LatentShape {
+  channels: number;
+  height: number;
+  width: number;
+}
+
+export interface EncodeOptions {
+  /** Interleaved rANS states: more lanes give the decoder more instruction-level parallelism. */
+  lanes?: number;
+}
+
+export const DEFAULT_LANES = 4;
+
+function checkShape(shape: LatentShape, tables: EntropyTables): number {
+  const { channels, height, width } = shape;
+  if (!(channels >= 1 && height >= 1 && width >= 1) || ![channels, height, width].every(Number.isInteger)) {
+    throw new EntropyError('SHAPE_MISMATCH', `Latent shape ${channels}x${height}x${width} is not positive integers.`);
+  }
+  if (tables.count !== channels) {
+    throw new EntropyError('SHAPE_MISMATCH', `${channels} latent channels need as many tables; the set has ${tables.count}.`);
+  }
+  return channels * height * width;
+}
+
+/**
+ * Entropy-codes int16 latents (C x H x W, channel-major) into a `LATN` body. Every int16 value
+ * round-trips: values outside a channel's table go through the escape.
+ *
+ * @example
+ * const body = encodeLatents(latents, { channels: 64, height: 64, width: 96 }, tables)
+ */
+export function encodeLatents(
+  latents: Int16Array,
+  shape: LatentShape,
+  tables: EntropyTables,
+  options: EncodeOptions = {},
+): Uint8Array {
+  const total = checkShape(shape, tables);
+  if (latents.length !== total) {
+    throw new EntropyError('SHAPE_MISMATCH', `Expected ${total} latent values for the shape, got ${latents.length}.`);
+  }
+  const lanes = options.lanes ?? DEFAULT_LANES;
+  if (!Number.isInteger(lanes) || lanes < 1 || lanes > MAX_LANES) {
+    throw new EntropyError('SHAPE_MISMATCH', `Lanes must be 1..${MAX_LANES}, not ${lanes}.`);
+  }
+  const { channels } = shape;
+  const n = shape.height * shape.width;
+  const p = tables.precision;
+  const { freqs, cums, starts, sizes, offsets } = tables;
+  const maskBytes = (channels + 7) >> 3;
+  const skip = new Uint8Array(maskBytes);
+  // One pass to find all-zero channels and count escapes, which bounds the words the coder emits.
+  let escapes = 0;
+  for (let c = 0; c < channels; c++) {
+    const lo = offsets[c];
+    const hi = lo + sizes[c] - 2;
+    let zero = true;
+    for (let i = c * n, end = i + n; i < end; i++) {
+      const v = latents[i];
+      if (v !== 0) zero = false;
+      if (v < lo || v > hi) escapes++;
+    }
+    if (zero) skip[c >> 3] |= 1 << (c & 7);
+  }
+
+  // Each encode step emits at most one word; an escaped value takes up to 2 + MAX_ESCAPE_NIBBLES steps.
+  const sink = new WordSink(total + (1 + MAX_ESCAPE_NIBBLES) * escapes);
+  const words = sink.words;
+  let count = 0;
+  const states = new Float64Array(lanes).fill(RANS_L);
+  const scale = 2 ** p;
+  const xmaxScale = 2 ** (32 - p);
+  // rANS is last-in first-out: encode from the last symbol back to the first. States are plain
+  // numbers below 2^32 (exact in doubles), so the division needs no 64-bit integers.
+  for (let c = channels - 1; c >= 0; c--) {
+    if (skip[c >> 3] & (1 << (c & 7))) continue;
+    const start = starts[c];
+    const lo = offsets[c];
+    const esc = sizes[c] - 1;
+    const hi = lo + esc - 1;
+    let lane = (n - 1) % lanes;
+    for (let i = c * n + n - 1; i >= c * n; i--) {
+      let x = states[lane];
+      const v = latents[i];
+      if (v >= lo && v <= hi) {
+        const f = freqs[start + v - lo];
+        if (x >= f * xmaxScale) {
+          words[count++] = x & 0xffff;
+          x = Math.floor(x / 65536);
+        }
+        const q = Math.floor(x / f);
+        x = q * scale + (x - q * f) + cums[start + v - lo];
+      } else {
+        sink.length = count;
+        x = encodeEscape(x, sink, v, lo, hi, cums[start + esc], freqs[start + esc], p);
+        count = sink.length;
+      }
+      states[lane] = x;
+      if (--lane < 0) lane = lanes - 1;
+    }
+  }
+  sink.length = count;
+
+  const out = new Uint8Array(2 + maskBytes + 4 * lanes + 2 * sink.length);
+  out[0] = CODER_RANS32X16;
+  out[1] = lanes;
+  out.set(skip, 2);
+  let pos = 2 + maskBytes;
+  for (let lane = 0; lane < lanes; lane++, pos += 4) {
+    const x = states[lane];
+    out[pos] = x & 0xff;
+    out[pos + 1] = (x >>> 8) & 0xff;
+    out[pos + 2] = (x >>> 16) & 0xff;
+    out[pos + 3] = x >>> 24;
+  }
+  for (let i = sink.length - 1; i >= 0; i--, pos += 2) {
+    const w = sink.words[i];
+    out[pos] = w & 0xff;
+    out[pos + 1] = w >>> 8;
+  }
+  return out;
+}
+
+/** Codes an escaped value: in reverse, the nibbles, their count, then the escape symbol. */
+function encodeEscape(
+  x: number, sink: WordSink, v: number, lo: number, hi: number, escCum: number, escFreq: number, p: number,
+): number {
+  const nibbleFreq = 1 << (p - ESCAPE_NIBBLE_BITS);
+  const nibbles = escapeNibbles(v > hi ? (v - hi - 1) * 2 : (lo - 1 - v) * 2 + 1);
+  for (let i = nibbles.length - 1; i >= 0; i--) x = encodeSymbol(x, sink, nibbles[i] * nibbleFreq, nibbleFreq, p);
+  x = encodeSymbol(x, sink, (nibbles.length - 1) * nibbleFreq, nibbleFreq, p);
+  return encodeSymbol(x, sink, escCum, escFreq, p);
+}
+
+/**
+ * Decoder state shared by the channel loops: the lanes, the word stream (copied once into an
+ * aligned, zero-padded array so the hot loop does one 16-bit load and never reads out of bounds),
+ * and the read position. Kept in one object so the loops can be small functions V8 optimises well.
+ */
+interface DecodeState {
+  states: Int32Array;
+  words: Uint16Array;
+  /** Words actually present; `pos` past it means the payload was too short. */
+  wordCount: number;
+  pos: number;
+}
+
+/**
+ * Zero words after the payload, beyond one channel's worth (the fast loop reads at most one word per
+ * symbol and is bounds-checked once per channel), so a payload that runs short is read as zeros and
+ * then rejected, never read out of bounds (which would also deoptimise the hot loop for good).
+ * The slow path checks per symbol; one escaped symbol reads at most 2 + MAX_ESCAPE_NIBBLES words.
+ */
+const WORD_PADDING = 16;
+
+function corrupt(why: string): EntropyError {
+  return new EntropyError('CORRUPT_PAYLOAD', `The latent payload is corrupt: ${why}.`);
+}
+
+/**
+ * Decodes a `LATN` body to int16 latents (C x H x W, channel-major). Integer arithmetic only, so
+ * Node, browsers and workerd produce identical latents. Throws `EntropyError('CORRUPT_PAYLOAD')`
+ * unless the payload decodes exactly: every lane back at its start state, every word consumed.
+ * Work is bounded by the shape, which the container's limits bound before this is called.
+ *
+ * @example
+ * const latents = decodeLatents(stream.latents, { channels: 64, height: 64, width: 96 }, tables)
+ */
+export function decodeLatents(body: Uint8Array, shape: LatentShape, tables: EntropyTables, out?: Int16Array): Int16Array {
+  const total = checkShape(shape, tables);
+  const { channels } = shape;
+  const n = shape.height * shape.width;
+  if (body.length < 2) throw corrupt('it is shorter than its header');
+  if (body[0] !== CODER_RANS32X16) {
+    throw new EntropyError('UNSUPPORTED_CODER', `Entropy coder ${body[0]} is not supported (1 = rANS 32x16).`);
+  }
+  const lanes = body[1];
+  if (lanes < 1 || lanes > MAX_LANES) throw corrupt(`lane count ${lanes} is outside 1..${MAX_LANES}`);
+  const maskBytes = (channels + 7) >> 3;
+  const statesAt = 2 + maskBytes;
+  const wordsAt = statesAt + 4 * lanes;
+  if (body.length < wordsAt) throw corrupt('it ends inside its header');
+  if ((body.length - wordsAt) & 1) throw corrupt('its word stream has an odd number of bytes');
+  // A canonical stream leaves the skip bits past the last channel clear.
+  if (channels & 7 && body[1 + maskBytes] >>> (channels & 7)) throw corrupt('the skip map flags channels past the last');
+  if (out && out.length !== total) throw new EntropyError('SHAPE_MISMATCH', `The output holds ${out.length} values, not ${total}.`);
+
+  const states = new Int32Array(lanes);
+  for (let lane = 0; lane < lanes; lane++) {
+    const at = statesAt + 4 * lane;
+    states[lane] = body[at] | (body[at + 1] << 8) | (body[at + 2] << 16) | (body[at + 3] << 24);
+    if (states[lane] >>> 16 === 0) throw corrupt('an initial state is below 2^16');
+  }
+  const wordCount = (body.length - wordsAt) >> 1;
+  const words = new Uint16Array(wordCount + n + WORD_PADDING);
+  for (let i = 0, at = wordsAt; i < wordCount; i++, at += 2) words[i] = body[at] | (body[at + 1] << 8);
+  const st: DecodeState = { states, words, wordCount, pos: 0 };
+
+  const values = out ?? new Int16Array(total);
+  const lookup = tables.decodeLookup();
+  for (let c = 0; c < channels; c++) {
+    const first = c * n;
+    if (body[2 + (c >> 3)] & (1 << (c & 7))) {
+      if (out) values.fill(0, first, first + n);
+      continue;
+    }
+    const done = lanes === 4 && lookup.fast ? decodeChannel4(st, values, first, n, c, tables.precision, lookup) : first;
+    decodeChannelAnyLanes(st, values, done, first + n, first, c, tables.precision, lookup);
+    if (st.pos > wordCount) throw corrupt('it ends before the last symbol');
+  }
+  for (let lane = 0; lane < lanes; lane++) {
+    if (states[lane] !== RANS_L) throw corrupt('a lane did not return to its start state');
+  }
+  if (st.pos !== wordCount) throw corrupt('words remain after the last symbol');
+  return values;
+}
+
+/**
+ * Hot path: one channel, four lanes, states in locals, unrolled by four, one table load per symbol
+ * (the `fast` lookup: escape flag in bit 31, symbol in bits 24-30, freq in 12-23, slot - cum in 0-11).
+ * Returns the index after the last value written; the caller finishes the channel's tail.
+ *
+ * Per symbol: e = fast[x & (M - 1)]; x = freq * (x >>> P) + (slot - cum); if x < 2^16, shift in a word.
+ * No bounds check per group: the word array is padded by a channel's worth of zeros and the caller
+ * checks the position after each channel.
+ */
+function decodeChannel4(
+  st: DecodeState, values: Int16Array, first: number, n: number, c: number, p: number, lookup: DecodeLookup,
+): number {
+  const fast = lookup.fast as Int32Array;
+  const { states, words } = st;
+  const base = c << p;
+  const mask = (1 << p) - 1;
+  const lo = lookup.lows[c];
+  const end = first + (n & ~3);
+  let o = first;
+  while (o < end) {
+    let x0 = states[0], x1 = states[1], x2 = states[2], x3 = states[3];
+    let pos = st.pos;
+    for (; o < end; o += 4) {
+      const e0 = fast[(x0 & mask) | base], e1 = fast[(x1 & mask) | base];
+      const e2 = fast[(x2 & mask) | base], e3 = fast[(x3 & mask) | base];
+      // Rare: an escape reads its nibbles between its lane's renormalisation and the next lane's
+      // decode. Leave with the states from before this group; the general loop redoes it.
+      if ((e0 | e1 | e2 | e3) < 0) break;
+      x0 = (Math.imul((e0 >>> 12) & 0xfff, x0 >>> p) + (e0 & 0xfff)) | 0;
+      x1 = (Math.imul((e1 >>> 12) & 0xfff, x1 >>> p) + (e1 & 0xfff)) | 0;
+      x2 = (Math.imul((e2 >>> 12) & 0xfff, x2 >>> p) + (e2 & 0xfff)) | 0;
+      x3 = (Math.imul((e3 >>> 12) & 0xfff, x3 >>> p) + (e3 & 0xfff)) | 0;
+      // Renormalise in lane order: the encoder emitted these words in exactly the reverse order.
+      if (x0 >>> 16 === 0) x0 = (x0 << 16) | words[pos++];
+      if (x1 >>> 16 === 0) x1 = (x1 << 16) | words[pos++];
+      if (x2 >>> 16 === 0) x2 = (x2 << 16) | words[pos++];
+      if (x3 >>> 16 === 0) x3 = (x3 << 16) | words[pos++];
+      values[o] = (e0 >>> 24) + lo;
+      values[o + 1] = (e1 >>> 24) + lo;
+      values[o + 2] = (e2 >>> 24) + lo;
+      values[o + 3] = (e3 >>> 24) + lo;
+    }
+    states[0] = x0; states[1] = x1; states[2] = x2; states[3] = x3;
+    st.pos = pos;
+    if (o < end) {
+      decodeChannelAnyLanes(st, values, o, o + 4, first, c, p, lookup);
+      o += 4;
+    }
+  }
+  return o;
+}
+
+/** Any lane count, one symbol at a time, escapes included: other lane counts, tails and escape groups. */
+function decodeChannelAnyLanes(
+  st: DecodeState, values: Int16Array, from: number, to: number, first: number, c: number, p: number, lookup: DecodeLookup,
+): void {
+  const { packed, values: table } = lookup;
+  const { states, words } = st;
+  const lanes = states.length;
+  const base = c << p;
+  const mask = (1 << p) - 1;
+  const esc = lookup.sentinels[c];
+  let pos = st.pos;
+  let lane = (from - first) % lanes;
+  for (let o = from; o < to; o++) {
+    let x = states[lane];
+    const slot = (x & mask) | base;
+    const e = packed[slot];
+    let v = table[slot];
+    x = (Math.imul(e >>> 16, x >>> p) + (e & 0xffff)) | 0;
+    if (x >>> 16 === 0) x = (x << 16) | words[pos++];
+    if (v === esc) {
+      // The escaped distance: (nibbles - 1), then the nibbles, each uniform over 2^(P-4) slots.
+      const shift = p - ESCAPE_NIBBLE_BITS;
+      let distance = 0;
+      let count = 0;
+      for (let i = -1; i < count; i++) {
+        const s = x & mask;
+        const nibble = s >>> shift;
+        x = (((x >>> p) << shift) + (s & ((1 << shift) - 1))) | 0;
+        if (x >>> 16 === 0) x = (x << 16) | words[pos++];
+        if (i < 0) {
+          count = nibble + 1;
+          if (count > MAX_ESCAPE_NIBBLES) throw corrupt(`an escape declares ${count} nibbles`);
+        } else {
+          distance |= nibble << (4 * i);
+          if (i > 0 && i === count - 1 && nibble === 0) throw corrupt('an escape is not minimally coded');
+        }
+      }
+      v = distance & 1 ? lookup.lows[c] - 1 - (distance >>> 1) : lookup.highs[c] + 1 + (distance >>> 1);
+      if (v < -32768 || v > 32767) throw corrupt('an escaped value is outside int16');
+    }
+    if (pos > st.wordCount) break;
+    values[o] = v;
+    states[lane] = x;
+    if (++lane === lanes) lane = 0;
+  }
+  st.pos = pos;
+}

@@ -1,0 +1,208 @@
+import { EntropyError } from './errors.ts';
+
+/**
+ * Entropy table file v1 ("\x89LST"), one table per latent channel, computed once at model export
+ * and never recomputed from floats, so that every runtime decodes the same latents:
+ *
+ *   offset  size  field
+ *   0       4     magic 89 4C 53 54
+ *   4       1     version (1)
+ *   5       1     precision P: frequencies sum to 2^P (8..16)
+ *   6       2     table count T (1..1024)
+ *   8       ...   T tables, each: offset (i16, the value of symbol 0), symbol count S (u16, 2..4096,
+ *                 escape included), S frequencies (u16, each >= 1, summing to 2^P)
+ *
+ * Symbol s < S-1 stands for the value offset + s; symbol S-1 is the escape, followed in the
+ * stream by the value's distance beyond the table's range (see `latents.ts`).
+ */
+export const TABLE_MAGIC = Uint8Array.of(0x89, 0x4c, 0x53, 0x54);
+export const TABLE_VERSION = 1;
+export const MIN_PRECISION = 8;
+export const MAX_PRECISION = 16;
+export const MAX_TABLES = 1024;
+export const MAX_SYMBOLS = 4096;
+/** Limits of the decoder's one-load fast path (12-bit fields, 7-bit symbol); other tables take the general path. */
+export const FAST_MAX_PRECISION = 12;
+export const FAST_MAX_SYMBOLS = 129;
+
+/** One table as given by a caller: the value of symbol 0 and every symbol's frequency, escape last. */
+export interface TableSpec {
+  offset: number;
+  freqs: ArrayLike<number>;
+}
+
+/** Decoder lookups, indexed by (table << precision) | slot. */
+export interface DecodeLookup {
+  /**
+   * One load per symbol for the hot loop, when precision <= 12 and every table has at most 128
+   * values besides the escape: bit 31 escape, bits 24-30 symbol, 12-23 freq, 0-11 slot - cum.
+   */
+  fast: Int32Array | undefined;
+  /** freq << 16 | (slot - cum): one load gives both terms of the state update. */
+  packed: Int32Array;
+  /** The value a slot decodes to, or the table's escape sentinel. */
+  values: Int16Array;
+  /** Per table: the sentinel in `values` that marks the escape symbol (a value outside the table's range). */
+  sentinels: Int32Array;
+  /** Per table: the lowest and highest value coded without escape. */
+  lows: Int32Array;
+  highs: Int32Array;
+}
+
+/**
+ * A validated set of quantised frequency tables.
+ *
+ * @example
+ * const tables = parseTables(await readFile('models/ls-f8-q2/tables.lst'))
+ * tables.count // latent channels
+ */
+export class EntropyTables {
+  readonly precision: number;
+  readonly count: number;
+  /** Per table: the value of symbol 0. */
+  readonly offsets: Int32Array;
+  /** Per table: number of symbols, escape included. */
+  readonly sizes: Int32Array;
+  /** Per table: index of its first frequency in `freqs`. */
+  readonly starts: Int32Array;
+  readonly freqs: Uint16Array;
+  /** Cumulative frequencies, same layout as `freqs`. */
+  readonly cums: Uint32Array;
+  #decode: DecodeLookup | undefined;
+
+  constructor(precision: number, specs: readonly TableSpec[]) {
+    if (!Number.isInteger(precision) || precision < MIN_PRECISION || precision > MAX_PRECISION) {
+      throw new EntropyError('INVALID_TABLE', `Precision ${precision} is outside ${MIN_PRECISION}..${MAX_PRECISION} bits.`);
+    }
+    if (specs.length < 1 || specs.length > MAX_TABLES) {
+      throw new EntropyError('INVALID_TABLE', `A table set holds 1..${MAX_TABLES} tables, not ${specs.length}.`);
+    }
+    this.precision = precision;
+    this.count = specs.length;
+    this.offsets = new Int32Array(specs.length);
+    this.sizes = new Int32Array(specs.length);
+    this.starts = new Int32Array(specs.length);
+    let total = 0;
+    specs.forEach((spec, t) => {
+      const size = spec.freqs.length;
+      const maxValue = spec.offset + size - 2;
+      if (size < 2 || size > MAX_SYMBOLS || size > 1 << precision) {
+        throw new EntropyError('INVALID_TABLE', `Table ${t} has ${size} symbols; allowed 2..${Math.min(MAX_SYMBOLS, 1 << precision)}.`);
+      }
+      if (!Number.isInteger(spec.offset) || spec.offset < -32768 || maxValue > 32767) {
+        throw new EntropyError('INVALID_TABLE', `Table ${t} covers values outside the int16 range.`);
+      }
+      this.offsets[t] = spec.offset;
+      this.sizes[t] = size;
+      this.starts[t] = total;
+      total += size;
+    });
+    this.freqs = new Uint16Array(total);
+    this.cums = new Uint32Array(total);
+    specs.forEach((spec, t) => {
+      let cum = 0;
+      for (let s = 0; s < spec.freqs.length; s++) {
+        const f = spec.freqs[s];
+        if (!Number.isInteger(f) || f < 1 || f > 0xffff) {
+          throw new EntropyError('INVALID_TABLE', `Table ${t} symbol ${s} has frequency ${f}; each must be 1..65535.`);
+        }
+        this.freqs[this.starts[t] + s] = f;
+        this.cums[this.starts[t] + s] = cum;
+        cum += f;
+      }
+      if (cum !== 1 << precision) {
+        throw new EntropyError('INVALID_TABLE', `Table ${t} frequencies sum to ${cum}, not 2^${precision}.`);
+      }
+    });
+  }
+
+  /** The decoder's lookups, built on first use (count x 2^precision x 6 bytes) and kept. */
+  decodeLookup(): DecodeLookup {
+    return (this.#decode ??= this.#buildDecodeLookup());
+  }
+
+  #buildDecodeLookup(): DecodeLookup {
+    const p = this.precision;
+    const packed = new Int32Array(this.count << p);
+    const values = new Int16Array(this.count << p);
+    const sentinels = new Int32Array(this.count);
+    const lows = new Int32Array(this.count);
+    const highs = new Int32Array(this.count);
+    const fast = p <= FAST_MAX_PRECISION && Math.max(...this.sizes) <= FAST_MAX_SYMBOLS ? new Int32Array(this.count << p) : undefined;
+    for (let t = 0; t < this.count; t++) {
+      const size = this.sizes[t];
+      const lo = this.offsets[t];
+      const sentinel = lo > -32768 ? lo - 1 : lo + size - 1;
+      sentinels[t] = sentinel;
+      lows[t] = lo;
+      highs[t] = lo + size - 2;
+      for (let s = 0; s < size; s++) {
+        const f = this.freqs[this.starts[t] + s];
+        const cum = this.cums[this.starts[t] + s];
+        const v = s === size - 1 ? sentinel : lo + s;
+        for (let slot = cum; slot < cum + f; slot++) {
+          packed[(t << p) | slot] = (f << 16) | (slot - cum);
+          values[(t << p) | slot] = v;
+          if (fast) fast[(t << p) | slot] = (s === size - 1 ? 1 << 31 : s << 24) | (f << 12) | (slot - cum);
+        }
+      }
+    }
+    return { fast, packed, values, sentinels, lows, highs };
+  }
+}
+
+/**
+ * Parses a table file strictly (exact length, every frequency checked).
+ *
+ * @example
+ * const tables = parseTables(bytes)
+ */
+export function parseTables(bytes: Uint8Array): EntropyTables {
+  const fail = (why: string) => new EntropyError('INVALID_TABLE', `Entropy table file: ${why}.`);
+  if (bytes.length < 8) throw fail('shorter than its header');
+  for (let i = 0; i < 4; i++) if (bytes[i] !== TABLE_MAGIC[i]) throw fail('bad magic (expected 89 4C 53 54)');
+  if (bytes[4] !== TABLE_VERSION) throw fail(`version ${bytes[4]} is not supported`);
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const precision = bytes[5];
+  const count = view.getUint16(6, true);
+  if (count < 1 || count > MAX_TABLES) throw fail(`${count} tables; allowed 1..${MAX_TABLES}`);
+  const specs: TableSpec[] = [];
+  let pos = 8;
+  for (let t = 0; t < count; t++) {
+    if (bytes.length - pos < 4) throw fail(`cut short in table ${t}`);
+    const offset = view.getInt16(pos, true);
+    const size = view.getUint16(pos + 2, true);
+    pos += 4;
+    if (size > MAX_SYMBOLS) throw fail(`table ${t} has ${size} symbols; at most ${MAX_SYMBOLS}`);
+    if (bytes.length - pos < 2 * size) throw fail(`cut short in table ${t}`);
+    const freqs = new Uint16Array(size);
+    for (let s = 0; s < size; s++) freqs[s] = view.getUint16(pos + 2 * s, true);
+    pos += 2 * size;
+    specs.push({ offset, freqs });
+  }
+  if (pos !== bytes.length) throw fail(`${bytes.length - pos} bytes after the last table`);
+  return new EntropyTables(precision, specs);
+}
+
+/**
+ * Serialises tables to the file format above: the inverse of `parseTables`.
+ *
+ * @example
+ * serializeTables(new EntropyTables(12, [{ offset: -2, freqs: [96, 3800, 100, 99, 1] }]))
+ */
+export function serializeTables(tables: EntropyTables): Uint8Array {
+  const out = new Uint8Array(8 + 4 * tables.count + 2 * tables.freqs.length);
+  const view = new DataView(out.buffer);
+  out.set(TABLE_MAGIC, 0);
+  out[4] = TABLE_VERSION;
+  out[5] = tables.precision;
+  view.setUint16(6, tables.count, true);
+  let pos = 8;
+  for (let t = 0; t < tables.count; t++) {
+    view.setInt16(pos, tables.offsets[t], true);
+    view.setUint16(pos + 2, tables.sizes[t], true);
+    pos += 4;
+    for (let s = 0; s < tables.sizes[t]; s++, pos += 2) view.setUint16(pos, tables.freqs[tables.starts[t] + s], true);
+  }
+  return out;
+}
