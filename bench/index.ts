@@ -1,0 +1,19 @@
+/**
+ * `npm run bench -- <name> [...]`: runs benchmarks by name and prints one JSON line each.
+ * With no name, runs all of them.
+ */
+import { benchEntropy } from './entropy.ts';
+
+const BENCHES: Record<string, () => Record<string, unknown> | Promise<Record<string, unknown>>> = {
+  entropy: benchEntropy,
+};
+
+const names = process.argv.slice(2);
+const unknown = names.filter((n) => !(n in BENCHES));
+if (unknown.length) {
+  console.error(`Unknown benchmark: ${unknown.join(', ')}. Known: ${Object.keys(BENCHES).join(', ')}.`);
+  process.exit(2);
+}
+for (const name of names.length ? names : Object.keys(BENCHES)) {
+  console.log(JSON.stringify(await BENCHES[name]()));
+}
