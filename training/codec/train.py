@@ -1,0 +1,300 @@
+"""Train the latentsight factorized-prior codec (nanoGPT style: config at the top).
+
+    python3 training/codec/train.py --run_name ls-f8-q2 --lmbda 0.011 --max_steps 60000
+    python3 training/codec/train.py --run_name ls-f8-q2 --resume      # continue exactly
+    python3 training/codec/train.py --run_name ls-f8-q1 --lmbda 0.003 \\
+        --init_from ~/.cache/latentsight/runs/ls-f8-q2/best.pt       # weights only
+
+Overrides are ``--key value`` or ``--key=value`` for any Config field; unknown keys are
+rejected. Loss = lmbda * 255^2 * MSE + bpp; the entropy model's quantiles have their own
+optimiser (aux loss). Checkpoints (atomic, every ckpt_interval_s of wall-clock) and
+train.log.jsonl live in out_dir, outside the repository.
+"""
+import dataclasses
+import json
+import math
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from data import Sampler, train_pool, val_crops  # noqa: E402
+from model import FactorizedCodec  # noqa: E402
+
+
+@dataclass
+class Config:
+    run_name: str = "ls-f8-q2"
+    data: str = "../shared/data"        # folder holding imagenette/ and camvid/
+    images: str = ""                    # train on any folder of images instead (recursive)
+    cache_dir: str = "~/.cache/latentsight"
+    out_dir: str = ""                   # default: <cache_dir>/runs/<run_name>
+    # model
+    N: int = 96
+    M: int = 64
+    # rate-distortion trade-off: loss = lmbda * 255^2 * mse + bpp
+    lmbda: float = 0.011
+    # data
+    crop: int = 128
+    pool_size: int = 40000
+    batch_size: int = 8
+    # optimisation
+    max_steps: int = 60000
+    lr: float = 3e-4
+    min_lr: float = 1e-5
+    warmup_steps: int = 500
+    decay_frac: float = 0.3             # cosine decay over the last 30% of max_steps
+    aux_lr: float = 1e-3
+    grad_clip: float = 1.0
+    seed: int = 1337
+    # runtime
+    num_threads: int = 1
+    log_interval: int = 50
+    ckpt_interval_s: float = 180.0
+    val_interval_s: float = 900.0
+    resume: bool = False
+    init_from: str = ""                 # checkpoint to take model weights from (fine-tune)
+
+
+# Fields that may change on --resume without changing the run itself.
+RUNTIME_KEYS = {"data", "images", "cache_dir", "out_dir", "num_threads", "log_interval",
+                "ckpt_interval_s", "val_interval_s", "resume", "init_from"}
+
+
+def parse_overrides(argv):
+    """{key: raw string} from --key value / --key=value / bare --flag (booleans)."""
+    fields = {f.name: f for f in dataclasses.fields(Config)}
+    out, i = {}, 0
+    while i < len(argv):
+        arg = argv[i]
+        if not arg.startswith("--"):
+            raise SystemExit(f"unexpected argument {arg!r}")
+        key, eq, val = arg[2:].partition("=")
+        if key not in fields:
+            raise SystemExit(f"unknown config key {key!r}; known: {', '.join(fields)}")
+        if not eq:
+            nxt = argv[i + 1] if i + 1 < len(argv) else None
+            if fields[key].type in (bool, "bool") and (nxt is None or nxt.startswith("--")):
+                val = "true"
+            elif nxt is None:
+                raise SystemExit(f"--{key} needs a value")
+            else:
+                val, i = nxt, i + 1
+        out[key] = val
+        i += 1
+    return out
+
+
+def apply_overrides(cfg, raw):
+    for key, val in raw.items():
+        typ = type(getattr(cfg, key))
+        if typ is bool:
+            if val.lower() not in ("true", "false", "1", "0"):
+                raise SystemExit(f"--{key} expects true/false, got {val!r}")
+            setattr(cfg, key, val.lower() in ("true", "1"))
+        else:
+            try:
+                setattr(cfg, key, typ(val))
+            except ValueError:
+                raise SystemExit(f"--{key} expects {typ.__name__}, got {val!r}")
+    return cfg
+
+
+def git_commit():
+    here = os.path.dirname(os.path.abspath(__file__))
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True,
+                              text=True, timeout=10).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def code_snapshot():
+    """Source of this package: the run may start before the files are committed."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    return {n: open(os.path.join(here, n)).read() for n in ("train.py", "model.py", "data.py")}
+
+
+def lr_at(step, cfg):
+    """Linear warmup, constant, then cosine to min_lr over the last decay_frac of max_steps."""
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    decay_start = int(cfg.max_steps * (1 - cfg.decay_frac))
+    if step < decay_start:
+        return cfg.lr
+    t = min(1.0, (step - decay_start) / max(1, cfg.max_steps - decay_start))
+    return cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1 + math.cos(math.pi * t))
+
+
+def to_tensor(batch_u8):
+    return torch.from_numpy(np.ascontiguousarray(batch_u8)).permute(0, 3, 1, 2).float() / 255.0
+
+
+def rd_terms(model, x, lmbda):
+    x_hat, lik = model(x)
+    n_pixels = x.shape[0] * x.shape[2] * x.shape[3]
+    bpp = torch.log(lik).sum() / (-math.log(2) * n_pixels)
+    mse = F.mse_loss(x_hat, x)
+    return lmbda * 255 ** 2 * mse + bpp, mse, bpp
+
+
+@torch.no_grad()
+def validate(model, val_u8, lmbda):
+    """Actual rounding; bpp estimated from the learned likelihoods of the rounded latents."""
+    model.eval()
+    x = to_tensor(val_u8)
+    mses, bpps = [], []
+    for i in range(0, len(x), 16):
+        xb = x[i:i + 16]
+        x_hat, lik = model(xb)
+        mses += ((x_hat.clamp(0, 1) - xb) ** 2).mean(dim=(1, 2, 3)).tolist()
+        bits = -torch.log2(lik).sum(dim=(1, 2, 3))
+        bpps += (bits / (xb.shape[2] * xb.shape[3])).tolist()
+    model.train()
+    mse, bpp = float(np.mean(mses)), float(np.mean(bpps))
+    psnr = float(np.mean([10 * math.log10(1 / max(m, 1e-12)) for m in mses]))
+    return {"val_loss": lmbda * 255 ** 2 * mse + bpp, "val_mse": mse, "val_psnr": psnr,
+            "val_bpp": bpp}
+
+
+def save_atomic(obj, path):
+    tmp = path + ".tmp"
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def main():
+    raw = parse_overrides(sys.argv[1:])
+    cfg = apply_overrides(Config(), raw)
+    cfg.out_dir = os.path.expanduser(
+        cfg.out_dir or os.path.join(cfg.cache_dir, "runs", cfg.run_name))
+    ckpt_path = os.path.join(cfg.out_dir, "ckpt.pt")
+    ckpt = None
+    if cfg.resume:
+        ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+        changed = {k for k in raw if k not in RUNTIME_KEYS and k != "run_name"}
+        saved = Config(**ckpt["config"])
+        for k in (RUNTIME_KEYS - {"resume", "init_from"}) & set(raw):
+            setattr(saved, k, getattr(cfg, k))
+        for k in changed:
+            print(f"warning: --resume with changed {k}: {getattr(saved, k)!r} -> "
+                  f"{getattr(cfg, k)!r}", flush=True)
+            setattr(saved, k, getattr(cfg, k))
+        saved.resume, saved.init_from = True, ""
+        cfg = saved
+    elif os.path.exists(ckpt_path):
+        raise SystemExit(f"{ckpt_path} exists: pass --resume, or a new --run_name")
+    os.makedirs(cfg.out_dir, exist_ok=True)
+    print(json.dumps(dataclasses.asdict(cfg)), flush=True)
+
+    torch.set_num_threads(cfg.num_threads)
+    random.seed(cfg.seed)
+    np.random.seed(cfg.seed)
+    torch.manual_seed(cfg.seed)
+
+    sampler = Sampler(train_pool(cfg), cfg.seed)
+    val_u8 = val_crops(cfg)
+    print(f"train pool {sampler.pool.shape}, val {val_u8.shape}", flush=True)
+
+    model = FactorizedCodec(cfg.N, cfg.M)
+    main_params, aux_params = model.parameter_groups()
+    opt = torch.optim.Adam(main_params, lr=cfg.lr)
+    aux_opt = torch.optim.Adam(aux_params, lr=cfg.aux_lr)
+    step, best_val, trained_s = 0, float("inf"), 0.0
+    if ckpt is not None:
+        model.load_state_dict(ckpt["model"])
+        opt.load_state_dict(ckpt["optimizer"])
+        aux_opt.load_state_dict(ckpt["aux_optimizer"])
+        step, best_val, trained_s = ckpt["step"], ckpt["best_val"], ckpt["trained_s"]
+        rng = ckpt["rng"]
+        random.setstate(rng["python"])
+        np.random.set_state(rng["numpy"])
+        torch.set_rng_state(rng["torch"])
+        sampler.load_state_dict(rng["sampler"])
+        print(f"resumed from {ckpt_path} at step {step}", flush=True)
+    elif cfg.init_from:
+        src = torch.load(os.path.expanduser(cfg.init_from), map_location="cpu",
+                         weights_only=False)
+        model.load_state_dict(src["model"])
+        print(f"initialised weights from {cfg.init_from} (step {src['step']})", flush=True)
+
+    meta = {"git_commit": git_commit(), "code": code_snapshot()}
+
+    def checkpoint(path):
+        save_atomic({
+            "model": model.state_dict(), "optimizer": opt.state_dict(),
+            "aux_optimizer": aux_opt.state_dict(), "step": step, "best_val": best_val,
+            "trained_s": trained_s, "config": dataclasses.asdict(cfg),
+            "rng": {"python": random.getstate(), "numpy": np.random.get_state(),
+                    "torch": torch.get_rng_state(), "sampler": sampler.state_dict()},
+            **meta,
+        }, path)
+
+    stop = []
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.append(1))
+
+    log = open(os.path.join(cfg.out_dir, "train.log.jsonl"), "a")
+    acc, acc_n = np.zeros(4), 0
+    t_log = t_ckpt = t_val = time.time()
+    model.train()
+    while step < cfg.max_steps and not stop:
+        lr = lr_at(step, cfg)
+        for g in opt.param_groups:
+            g["lr"] = lr
+        t0 = time.time()
+        x = to_tensor(sampler.batch(cfg.batch_size))
+        loss, mse, bpp = rd_terms(model, x, cfg.lmbda)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(main_params, cfg.grad_clip)
+        opt.step()
+        aux = model.aux_loss()
+        aux_opt.zero_grad(set_to_none=True)
+        aux.backward()
+        aux_opt.step()
+        step += 1
+        trained_s += time.time() - t0
+        acc += [loss.item(), mse.item(), bpp.item(), aux.item()]
+        acc_n += 1
+
+        now = time.time()
+        if step % cfg.log_interval == 0 or step == cfg.max_steps:
+            m = acc / acc_n
+            rec = {"step": step, "loss": m[0], "mse": m[1],
+                   "psnr": 10 * math.log10(1 / max(m[1], 1e-12)), "bpp": m[2], "aux": m[3],
+                   "lr": lr, "steps_per_s": acc_n / (now - t_log), "time": now}
+            log.write(json.dumps(rec) + "\n")
+            log.flush()
+            print(json.dumps(rec), flush=True)
+            acc, acc_n, t_log = np.zeros(4), 0, now
+        last = step == cfg.max_steps
+        if now - t_val >= cfg.val_interval_s or last:
+            rec = {"step": step, **validate(model, val_u8, cfg.lmbda), "time": now}
+            log.write(json.dumps(rec) + "\n")
+            log.flush()
+            print(json.dumps(rec), flush=True)
+            if rec["val_loss"] < best_val:
+                best_val = rec["val_loss"]
+                checkpoint(os.path.join(cfg.out_dir, "best.pt"))
+            t_val = time.time()
+        if now - t_ckpt >= cfg.ckpt_interval_s or last:
+            checkpoint(ckpt_path)
+            t_ckpt = time.time()
+        t_log += time.time() - now   # steps_per_s counts training, not validation/saving
+    if stop:
+        checkpoint(ckpt_path)
+        print(f"stopped by signal at step {step}; checkpoint saved", flush=True)
+    log.close()
+
+
+if __name__ == "__main__":
+    main()
