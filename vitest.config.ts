@@ -1,5 +1,18 @@
+import { readFileSync } from 'node:fs';
 import { cloudflareTest } from '@cloudflare/vitest-pool-workers';
 import { defineConfig } from 'vitest/config';
+
+/**
+ * The golden vectors as one JSON binding (files base64-encoded), so that tests inside workerd, which
+ * has no file system, decode exactly the bytes the Node tests decode.
+ */
+function goldenVectorsBinding(): Record<string, string> {
+  const dir = new URL('./test/vectors/', import.meta.url);
+  const index = JSON.parse(readFileSync(new URL('vectors.json', dir), 'utf8')) as { cases: { stream: string; latents: string; tables: string }[] };
+  const files: Record<string, string> = { 'vectors.json': readFileSync(new URL('vectors.json', dir)).toString('base64') };
+  for (const c of index.cases) for (const f of [c.stream, c.latents, c.tables]) files[f] = readFileSync(new URL(f, dir)).toString('base64');
+  return files;
+}
 
 // `npm test` runs both projects; `npx vitest run --project unit` (or `workers`) runs one.
 export default defineConfig({
@@ -18,7 +31,12 @@ export default defineConfig({
         // Runs the tests inside workerd (miniflare) with the bindings of wrangler.toml; the Worker
         // named by its `main` shares the isolate, so `exports.default` from 'cloudflare:workers' is it.
         // The pool turns on nodejs_compat for its own runner: the edge itself runs without it.
-        plugins: [cloudflareTest({ wrangler: { configPath: './wrangler.toml' } })],
+        plugins: [
+          cloudflareTest({
+            wrangler: { configPath: './wrangler.toml' },
+            miniflare: { bindings: { TEST_VECTORS: goldenVectorsBinding() } },
+          }),
+        ],
         test: {
           name: 'workers',
           include: ['test/workers/**/*.test.ts'],
