@@ -11,7 +11,7 @@ const INTERESTING_U32 = [0, 1, 39, 40, 0x7fffffff, 0x80000000, 0xffffffff, 1 << 
  * the declared length and checksum so the mutation reaches the layers behind them.
  */
 export function mutate(seed: Uint8Array, rand: () => number): Uint8Array {
-  let b = seed.slice();
+  let b: Uint8Array = seed.slice();
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)];
   const at = (len: number) => Math.floor(rand() * Math.max(1, len));
   const edits = 1 + Math.floor(rand() * 4);
