@@ -173,12 +173,13 @@ interface DecodeState {
 }
 
 /**
- * Zero words after the payload, beyond one channel's worth (the fast loop reads at most one word per
- * symbol and is bounds-checked once per channel), so a payload that runs short is read as zeros and
- * then rejected, never read out of bounds (which would also deoptimise the hot loop for good).
- * The slow path checks per symbol; one escaped symbol reads at most 2 + MAX_ESCAPE_NIBBLES words.
+ * The fast loop checks the read position once per block of this many symbols, reading at most one
+ * word per symbol, so the word array is padded with this many zeros (plus the slow path's per-symbol
+ * worst case, 2 + MAX_ESCAPE_NIBBLES): a payload that runs short is read as zeros and rejected,
+ * never read out of bounds (which would also deoptimise the hot loop for good).
  */
-const WORD_PADDING = 16;
+const BLOCK_SYMBOLS = 4096;
+const WORD_PADDING = BLOCK_SYMBOLS + 16;
 
 function corrupt(why: string): EntropyError {
   return new EntropyError('CORRUPT_PAYLOAD', `The latent payload is corrupt: ${why}.`);
@@ -219,7 +220,7 @@ export function decodeLatents(body: Uint8Array, shape: LatentShape, tables: Entr
     if (states[lane] >>> 16 === 0) throw corrupt('an initial state is below 2^16');
   }
   const wordCount = (body.length - wordsAt) >> 1;
-  const words = new Uint16Array(wordCount + n + WORD_PADDING);
+  const words = new Uint16Array(wordCount + WORD_PADDING);
   for (let i = 0, at = wordsAt; i < wordCount; i++, at += 2) words[i] = body[at] | (body[at + 1] << 8);
   const st: DecodeState = { states, words, wordCount, pos: 0 };
 
@@ -248,8 +249,8 @@ export function decodeLatents(body: Uint8Array, shape: LatentShape, tables: Entr
  * Returns the index after the last value written; the caller finishes the channel's tail.
  *
  * Per symbol: e = fast[x & (M - 1)]; x = freq * (x >>> P) + (slot - cum); if x < 2^16, shift in a word.
- * No bounds check per group: the word array is padded by a channel's worth of zeros and the caller
- * checks the position after each channel.
+ * No bounds check per group: the word array is padded (see BLOCK_SYMBOLS) and the position is
+ * checked once per block.
  */
 function decodeChannel4(
   st: DecodeState, values: Int16Array, first: number, n: number, c: number, p: number, lookup: DecodeLookup,
@@ -264,7 +265,8 @@ function decodeChannel4(
   while (o < end) {
     let x0 = states[0], x1 = states[1], x2 = states[2], x3 = states[3];
     let pos = st.pos;
-    for (; o < end; o += 4) {
+    const blockEnd = Math.min(end, o + BLOCK_SYMBOLS);
+    for (; o < blockEnd; o += 4) {
       const e0 = fast[(x0 & mask) | base], e1 = fast[(x1 & mask) | base];
       const e2 = fast[(x2 & mask) | base], e3 = fast[(x3 & mask) | base];
       // Rare: an escape reads its nibbles between its lane's renormalisation and the next lane's
@@ -286,10 +288,12 @@ function decodeChannel4(
     }
     states[0] = x0; states[1] = x1; states[2] = x2; states[3] = x3;
     st.pos = pos;
-    if (o < end) {
+    if (o < blockEnd) {
       decodeChannelAnyLanes(st, values, o, o + 4, first, c, p, lookup);
       o += 4;
     }
+    // A payload that ran out is rejected within a block, not after decoding zeros to the end.
+    if (st.pos > st.wordCount) break;
   }
   return o;
 }
