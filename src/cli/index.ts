@@ -1,27 +1,36 @@
 /**
- * The `latentsight` command. Commands (encode, decode, inspect, analyze) arrive with their issues;
- * each stays thin over the SDK in `src/client/`.
+ * The `latentsight` command: wires one file per command (`encode.ts`, `decode.ts`, `inspect.ts`);
+ * exit codes and error printing live in `errors.ts`.
  */
 import { readFileSync } from 'node:fs';
+import { decodeCommand } from './decode.ts';
+import { encodeCommand } from './encode.ts';
+import { type CliIo, EXIT_CODES_HELP, EXIT_USAGE, reportError } from './errors.ts';
+import { inspectCommand } from './inspect.ts';
 
-/** Where the CLI writes; injected so that tests can capture it. */
-export interface CliIo {
-  stdout: { write(text: string): unknown };
-  stderr: { write(text: string): unknown };
-}
+export { type CliIo, EXIT_USAGE } from './errors.ts';
 
-/** Exit code for a command line that could not be understood (the shell's convention). */
-export const EXIT_USAGE = 2;
+type Command = (args: readonly string[], io: CliIo) => Promise<number>;
+
+const COMMANDS: Record<string, Command> = {
+  encode: encodeCommand,
+  decode: decodeCommand,
+  inspect: inspectCommand,
+};
 
 const USAGE = `Usage: latentsight <command> [options]
 
 Commands:
-  help           show this message
+  encode <image> -o <file> [--codec ID]   compress an image into a bitstream
+  decode <file> -o <image.png>            decode a bitstream to PNG
+  inspect <file>                          print a bitstream's header and latent statistics as JSON
+  help                                    show this message
 
 Options:
-  -h, --help     show this message
+  -h, --help     show this message (after a command: that command's help)
   -v, --version  print the version
-`;
+
+${EXIT_CODES_HELP}`;
 
 /**
  * Runs one command line and returns the process exit code.
@@ -30,7 +39,7 @@ Options:
  * process.exitCode = await runCli(process.argv.slice(2), process);
  */
 export async function runCli(args: readonly string[], io: CliIo): Promise<number> {
-  const [command] = args;
+  const [command, ...rest] = args;
   if (command === '--version' || command === '-v') {
     io.stdout.write(`${readVersion()}\n`);
     return 0;
@@ -39,8 +48,16 @@ export async function runCli(args: readonly string[], io: CliIo): Promise<number
     io.stdout.write(USAGE);
     return 0;
   }
-  io.stderr.write(command === undefined ? USAGE : `latentsight: unknown command '${command}'\n\n${USAGE}`);
-  return EXIT_USAGE;
+  const run = command === undefined ? undefined : COMMANDS[command];
+  if (!run) {
+    io.stderr.write(command === undefined ? USAGE : `latentsight: unknown command '${command}'\n\n${USAGE}`);
+    return EXIT_USAGE;
+  }
+  try {
+    return await run(rest, io);
+  } catch (e) {
+    return reportError(command, e, io);
+  }
 }
 
 // The version lives in package.json only, so that a release bumps it in one place.

@@ -1,0 +1,115 @@
+import { type EntropyTables, parseTables } from '../entropy/index.ts';
+import { CodecError } from './errors.ts';
+import type { CodecEntry, ModelFile } from './manifest.ts';
+import type { ModelRuntime, ModelSession } from './runtime.ts';
+
+/** Where a codec's files come from and what runs them. */
+export interface CodecSource {
+  /** Reads a file by its manifest path (relative to the manifest's folder): disk, fetch, R2... */
+  readFile(path: string): Promise<Uint8Array>;
+  runtime: ModelRuntime;
+}
+
+/** A loaded codec: verified entropy tables now, each ONNX model verified and loaded on first use. */
+export interface Codec {
+  readonly id: string;
+  readonly version: string;
+  readonly stride: number;
+  readonly channels: number;
+  readonly tableHash: string;
+  readonly tables: EntropyTables;
+  readonly entry: CodecEntry;
+  readonly runtime: ModelRuntime;
+  /** The analysis transform (image -> int latents); encoders need it. */
+  analysis(): Promise<ModelSession>;
+  /** The synthesis transform (latents -> image); decoders need it. */
+  synthesis(): Promise<ModelSession>;
+  /** Frees the loaded models. */
+  release(): Promise<void>;
+}
+
+/**
+ * SHA-256 as lower-case hex, with WebCrypto (Node 20, browsers, workerd).
+ *
+ * @example
+ * await sha256Hex(new TextEncoder().encode('abc')) // 'ba7816bf...'
+ */
+export async function sha256Hex(bytes: Uint8Array): Promise<string> {
+  const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', bytes));
+  let hex = '';
+  for (const b of digest) hex += b.toString(16).padStart(2, '0');
+  return hex;
+}
+
+async function readVerified(entry: CodecEntry, role: keyof CodecEntry['files'], source: CodecSource): Promise<Uint8Array> {
+  const file: ModelFile = entry.files[role];
+  let bytes: Uint8Array;
+  try {
+    bytes = await source.readFile(file.path);
+  } catch (e) {
+    const why = e instanceof Error ? e.message : String(e);
+    throw new CodecError('MODEL_UNAVAILABLE', `Cannot read ${role} file '${file.path}' of codec '${entry.id}': ${why}`, { cause: e });
+  }
+  const hash = await sha256Hex(bytes);
+  if (hash !== file.sha256) {
+    throw new CodecError(
+      'MODEL_INTEGRITY',
+      `The ${role} file '${file.path}' of codec '${entry.id}' has SHA-256 ${hash}, not ${file.sha256} as the manifest says: ` +
+        're-fetch the models or re-run the export.',
+    );
+  }
+  return bytes;
+}
+
+/**
+ * Loads a codec from its manifest entry: verifies the table file's SHA-256 and that it matches
+ * `table_hash`, parses the tables, and returns a codec whose ONNX models are read, verified and
+ * loaded on first use (so a decoder never reads the analysis model).
+ *
+ * @example
+ * const codec = await loadCodec(findCodec(manifest), { readFile: (p) => readFile(`models/${p}`), runtime: createNodeRuntime() })
+ * const bytes = await encodeImage(image, codec)
+ */
+export async function loadCodec(entry: CodecEntry, source: CodecSource): Promise<Codec> {
+  const tableBytes = await readVerified(entry, 'tables', source);
+  if (entry.files.tables.sha256.slice(0, 16) !== entry.table_hash) {
+    throw new CodecError('MODEL_INTEGRITY', `Codec '${entry.id}': table_hash ${entry.table_hash} does not match its table file.`);
+  }
+  let tables: EntropyTables;
+  try {
+    tables = parseTables(tableBytes);
+  } catch (e) {
+    throw new CodecError('MODEL_INTEGRITY', `Codec '${entry.id}': ${(e as Error).message}`, { cause: e });
+  }
+  if (tables.count !== entry.channels) {
+    throw new CodecError('MODEL_INTEGRITY', `Codec '${entry.id}' has ${entry.channels} channels but ${tables.count} tables.`);
+  }
+  const sessions = new Map<string, Promise<ModelSession>>();
+  const session = (role: 'analysis' | 'synthesis') => {
+    let s = sessions.get(role);
+    if (!s) {
+      s = readVerified(entry, role, source).then((bytes) => source.runtime.load(bytes));
+      // A failed load is not cached: the next call tries again.
+      s.catch(() => sessions.delete(role));
+      sessions.set(role, s);
+    }
+    return s;
+  };
+  return {
+    id: entry.id,
+    version: entry.version,
+    stride: entry.stride,
+    channels: entry.channels,
+    tableHash: entry.table_hash,
+    tables,
+    entry,
+    runtime: source.runtime,
+    analysis: () => session('analysis'),
+    synthesis: () => session('synthesis'),
+    async release() {
+      const loaded = await Promise.allSettled(sessions.values());
+      sessions.clear();
+      await Promise.all(loaded.map((r) => (r.status === 'fulfilled' ? r.value.release() : undefined)));
+    },
+  };
+}
