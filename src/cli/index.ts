@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import { decodeCommand } from './decode.ts';
 import { encodeCommand } from './encode.ts';
 import { type CliIo, EXIT_CODES_HELP, EXIT_USAGE, reportError } from './errors.ts';
+import { evalCommand } from './eval.ts';
 import { inspectCommand } from './inspect.ts';
 
 export { type CliIo, EXIT_USAGE } from './errors.ts';
@@ -16,6 +17,7 @@ const COMMANDS: Record<string, Command> = {
   encode: encodeCommand,
   decode: decodeCommand,
   inspect: inspectCommand,
+  eval: evalCommand,
 };
 
 const USAGE = `Usage: latentsight <command> [options]
@@ -24,6 +26,7 @@ Commands:
   encode <image> -o <file> [--codec ID]   compress an image into a bitstream
   decode <file> -o <image.png>            decode a bitstream to PNG
   inspect <file>                          print a bitstream's header and latent statistics as JSON
+  eval rd --images DIR [--json]           rate-distortion against JPEG, mozjpeg, WebP and AVIF
   help                                    show this message
 
 Options:

@@ -4,41 +4,16 @@
  * channel and averaged, with the standard 11-tap Gaussian (sigma 1.5), 5 scales, weights
  * [0.0448, 0.2856, 0.3001, 0.2363, 0.1333], K1 = 0.01, K2 = 0.03, "valid" filtering and 2x2
  * average pooling between scales (the convention of pytorch-msssim and CompressAI's figures).
+ * PSNR is the codec layer's (`src/codec/pixels.ts`), re-exported here.
  */
-export interface RgbImage {
-  data: Uint8Array | Uint8ClampedArray;
-  width: number;
-  height: number;
-}
+import { CodecError, type RgbImage, pixelStride } from '../codec/index.ts';
 
-function checkPair(a: RgbImage, b: RgbImage): void {
-  if (a.width !== b.width || a.height !== b.height) {
-    throw new RangeError(`Images differ in size: ${a.width}x${a.height} and ${b.width}x${b.height}.`);
-  }
-  if (a.data.length !== a.width * a.height * 3 || b.data.length !== a.data.length) {
-    throw new RangeError('Images must be interleaved 8-bit RGB, 3 bytes a pixel.');
-  }
-}
-
-/**
- * Peak signal-to-noise ratio in dB over all pixels and channels (Infinity for identical images).
- *
- * @example
- * psnr(original, decoded) // 32.4
- */
-export function psnr(a: RgbImage, b: RgbImage): number {
-  checkPair(a, b);
-  let se = 0;
-  for (let i = 0; i < a.data.length; i++) {
-    const d = a.data[i] - b.data[i];
-    se += d * d;
-  }
-  const mse = se / a.data.length;
-  return mse === 0 ? Infinity : 10 * Math.log10((255 * 255) / mse);
-}
+export { psnr } from '../codec/index.ts';
 
 const WEIGHTS = [0.0448, 0.2856, 0.3001, 0.2363, 0.1333];
 const GAUSS = gaussian(11, 1.5);
+/** The smallest side whose fifth scale still holds an 11 x 11 window. */
+export const MSSSIM_MIN_SIDE = 11 * 2 ** (WEIGHTS.length - 1);
 const C1 = (0.01 * 255) ** 2;
 const C2 = (0.03 * 255) ** 2;
 
@@ -128,10 +103,13 @@ function pool(src: Float64Array, w: number, h: number): { plane: Float64Array; w
  * msssim(original, decoded) // 0.971
  */
 export function msssim(a: RgbImage, b: RgbImage): number {
-  checkPair(a, b);
-  const minSide = GAUSS.length * 2 ** (WEIGHTS.length - 1);
-  if (a.width < minSide || a.height < minSide) {
-    throw new RangeError(`MS-SSIM needs images of at least ${minSide}x${minSide} pixels.`);
+  const sa = pixelStride(a);
+  const sb = pixelStride(b);
+  if (a.width !== b.width || a.height !== b.height) {
+    throw new CodecError('INVALID_IMAGE', `Cannot compare a ${a.width}x${a.height} image with a ${b.width}x${b.height} one.`);
+  }
+  if (a.width < MSSSIM_MIN_SIDE || a.height < MSSSIM_MIN_SIDE) {
+    throw new RangeError(`MS-SSIM needs images of at least ${MSSSIM_MIN_SIDE}x${MSSSIM_MIN_SIDE} pixels.`);
   }
   let total = 0;
   for (let c = 0; c < 3; c++) {
@@ -140,8 +118,8 @@ export function msssim(a: RgbImage, b: RgbImage): number {
     let x: Float64Array = new Float64Array(w * h);
     let y: Float64Array = new Float64Array(w * h);
     for (let i = 0; i < w * h; i++) {
-      x[i] = a.data[3 * i + c];
-      y[i] = b.data[3 * i + c];
+      x[i] = a.data[sa * i + c];
+      y[i] = b.data[sb * i + c];
     }
     let value = 1;
     for (let s = 0; s < WEIGHTS.length; s++) {

@@ -23,6 +23,9 @@ export function rdPlotSvg(codecs: Record<string, RdPoint[]>, ours: readonly stri
     { title: 'PSNR (dB)', y: (p) => p.psnr },
     { title: 'MS-SSIM (dB)', y: (p) => msssimDb(p.msssim) },
   ];
+  // Widen the axis (in steps of 0.2) when one of our points lies beyond it.
+  const oursMax = Math.max(0, ...ours.flatMap((n) => (codecs[n] ?? []).map((p) => p.bpp)));
+  maxBpp = Math.max(maxBpp, Math.ceil((oursMax * 1.05) / 0.2) * 0.2);
   const W = 520;
   const H = 380;
   const M = { l: 56, r: 16, t: 40, b: 48 };

@@ -2,7 +2,8 @@
  * Rate-distortion points and bit savings at equal quality. Platform-free: the caller supplies the
  * codecs (ours through onnxruntime, the references through sharp).
  */
-import { type RgbImage, msssim, msssimDb, psnr } from './metrics.ts';
+import type { RgbImage } from '../codec/index.ts';
+import { MSSSIM_MIN_SIDE, msssim, msssimDb, psnr } from './metrics.ts';
 
 /** One operating point: means over the images. */
 export interface RdPoint {
@@ -13,14 +14,25 @@ export interface RdPoint {
   quality?: number;
 }
 
-/** Measures one decoded image against its original. */
+/** Measures one decoded image against its original; MS-SSIM is NaN for images under 176 px a side. */
 export function measure(original: RgbImage, decoded: RgbImage, bytes: number): RdPoint {
-  return { bpp: (bytes * 8) / (original.width * original.height), psnr: psnr(original, decoded), msssim: msssim(original, decoded) };
+  const big = Math.min(original.width, original.height) >= MSSSIM_MIN_SIDE;
+  return {
+    bpp: (bytes * 8) / (original.width * original.height),
+    psnr: psnr(original, decoded),
+    msssim: big ? msssim(original, decoded) : NaN,
+  };
 }
 
-/** Mean of several images' points (PSNR averaged in dB, as the published Kodak curves do). */
+/**
+ * Mean of several images' points (PSNR averaged in dB, as the published Kodak curves do); images
+ * without an MS-SSIM (too small) are left out of its mean.
+ */
 export function meanPoint(points: readonly RdPoint[], quality?: number): RdPoint {
-  const mean = (f: (p: RdPoint) => number) => points.reduce((s, p) => s + f(p), 0) / points.length;
+  const mean = (f: (p: RdPoint) => number) => {
+    const xs = points.map(f).filter((x) => !Number.isNaN(x));
+    return xs.reduce((s, x) => s + x, 0) / xs.length;
+  };
   return { bpp: mean((p) => p.bpp), psnr: mean((p) => p.psnr), msssim: mean((p) => p.msssim), ...(quality === undefined ? {} : { quality }) };
 }
 

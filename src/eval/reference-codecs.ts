@@ -4,7 +4,7 @@
  * pick: trellis quantisation, optimised scans), WebP and AVIF. Node only.
  */
 import sharp from 'sharp';
-import type { RgbImage } from './metrics.ts';
+import type { RgbImage } from '../codec/index.ts';
 
 export const REFERENCE_CODECS = ['jpeg', 'mozjpeg', 'webp', 'avif'] as const;
 export type ReferenceCodec = (typeof REFERENCE_CODECS)[number];
