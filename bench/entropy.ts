@@ -1,4 +1,9 @@
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseBitstream } from '../src/bitstream/index.ts';
+import { encodeImage, loadCodecFromDir, readImageFile, readManifest } from '../src/codec/node.ts';
 import { decodeLatents, encodeLatents } from '../src/entropy/index.ts';
+import { listImages } from '../src/eval/rd-run.ts';
 import { idealBits, syntheticLatents } from '../test/support/synthetic.ts';
 import { median, timeRuns } from './lib/timing.ts';
 
@@ -8,10 +13,11 @@ import { median, timeRuns } from './lib/timing.ts';
  * Laplacian scales log-uniform in [0.1, 1.5] (most mass at zero), 12-bit tables, 4 lanes; plus a
  * "dense" variant (scales 1..4) where nearly every symbol costs bits and renormalisation is frequent.
  * Symbol rates count coded symbols only (all-zero channels are skipped by the format and not counted).
+ * Also, when the data folder is there, the decode of real latents of the 24 Kodak images per shipped codec.
  * Baseline in the same run: the one-lane decoder on the same input, timed interleaved with the
  * measurement (31 decodes each; medians).
  */
-export function benchEntropy(): Record<string, unknown> {
+export async function benchEntropy(): Promise<Record<string, unknown>> {
   const shape = { channels: 128, height: 64, width: 96 };
   const sparse = syntheticLatents(shape, { seed: 7, minScale: 0.1, maxScale: 1.5 });
   const dense = syntheticLatents(shape, { seed: 8, minScale: 1, maxScale: 4 });
@@ -59,7 +65,48 @@ export function benchEntropy(): Record<string, unknown> {
     input: { shape: [shape.channels, shape.height, shape.width], precision: 12, lanes: 4, ...main },
     baseline_one_lane: { decode_msym_s: baseline.decode_msym_s, speedup: round(main.decode_msym_s / baseline.decode_msym_s, 2) },
     dense: denseRun,
+    kodak: await benchKodak(),
   };
+}
+
+/**
+ * The same measurement on real latents: every Kodak image encoded by each shipped codec (the real
+ * analysis transform and tables), then the validate-free entropy decode timed alone (median of 5
+ * per image; the figure is the median over images). Data folder: $LATENTSIGHT_DATA, else ../shared/data.
+ */
+async function benchKodak(): Promise<Record<string, unknown>> {
+  const dir = join(process.env.LATENTSIGHT_DATA ?? '../shared/data', 'kodak');
+  if (!existsSync(dir)) return { skipped: `no Kodak images at ${dir}` };
+  const paths = await listImages(dir);
+  const out: Record<string, unknown> = {};
+  for (const entry of (await readManifest()).models.filter((m) => m.kind === 'codec')) {
+    const codec = await loadCodecFromDir(undefined, entry.id);
+    const perImage: number[] = [];
+    let bytes = 0;
+    let ideal = 0;
+    let symbols = 0;
+    for (const path of paths) {
+      const stream = parseBitstream(await encodeImage(await readImageFile(path), codec));
+      const { channels, latentHeight: height, latentWidth: width } = stream.header;
+      const shape = { channels, height, width };
+      const latents = decodeLatents(stream.latents, shape, codec.tables);
+      perImage.push(median(timeRuns(() => decodeLatents(stream.latents, shape, codec.tables, latents), 5, 1)));
+      bytes += stream.latents.length;
+      ideal += idealBits(latents, shape, codec.tables) / 8;
+      symbols += latents.length;
+    }
+    await codec.release();
+    const ms = median(perImage);
+    out[entry.id] = {
+      version: entry.version,
+      images: paths.length,
+      decode_ms_per_image: round(ms, 3),
+      decode_msym_s: round(symbols / paths.length / ms / 1000, 1),
+      bits_per_symbol: round((bytes * 8) / symbols, 3),
+      overhead_pct: round(((bytes - ideal) / ideal) * 100, 3),
+    };
+  }
+  return out;
 }
 
 function codedSymbols(latents: Int16Array, n: number, channels: number): number {
