@@ -3,9 +3,11 @@
  * With no name, runs all of them.
  */
 import { benchEntropy } from './entropy.ts';
+import { benchOrigin } from './origin.ts';
 
 const BENCHES: Record<string, () => Record<string, unknown> | Promise<Record<string, unknown>>> = {
   entropy: benchEntropy,
+  origin: benchOrigin,
 };
 
 const names = process.argv.slice(2);

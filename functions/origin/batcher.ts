@@ -1,0 +1,213 @@
+/**
+ * Dynamic micro-batching for one model: concurrent requests wait up to `maxQueueDelayMs` (measured
+ * from the oldest) to be run together, up to `maxBatch` rows; one batch runs at a time. The queue is
+ * bounded, and each request has a deadline. Generic over what a request is: the registry concatenates
+ * tensors, tests use plain numbers.
+ */
+import { OriginError } from './errors.ts';
+
+export interface BatcherOptions<I, O> {
+  /** Most rows in one run (a request with more runs alone). */
+  readonly maxBatch: number;
+  /** Longest the oldest queued request waits for company before its batch runs. */
+  readonly maxQueueDelayMs: number;
+  /** Most requests waiting (not counting the batch that runs); more are refused with OVERLOADED. */
+  readonly maxQueue: number;
+  /** Runs one batch; must return one result per payload, in order. */
+  run(payloads: I[]): Promise<O[]>;
+  /** After each run: the rows it held and its duration. */
+  onRun?(rows: number, ms: number): void;
+  /** Whenever the number of waiting requests changes. */
+  onDepth?(depth: number): void;
+  /** Milliseconds on a monotonic clock; `performance.now` unless a test fakes it. */
+  now?(): number;
+}
+
+export interface SubmitOptions {
+  /** Rows along the batch axis. */
+  readonly rows: number;
+  /** Only requests with equal keys share a batch (same non-batch dimensions). */
+  readonly key: string;
+  /** Absolute deadline on the `now()` clock. */
+  readonly deadline: number;
+}
+
+interface Item<I, O> {
+  readonly payload: I;
+  readonly rows: number;
+  readonly key: string;
+  readonly enqueuedAt: number;
+  readonly resolve: (o: O) => void;
+  readonly reject: (e: unknown) => void;
+  deadlineTimer?: ReturnType<typeof setTimeout>;
+  running: boolean;
+  settled: boolean;
+}
+
+/**
+ * @example
+ * const batcher = new MicroBatcher({ maxBatch: 16, maxQueueDelayMs: 2, maxQueue: 256, run: (xs) => model.run(xs) });
+ * const out = await batcher.submit(request, { rows: 1, key: '4x32x48', deadline: performance.now() + 10_000 });
+ */
+export class MicroBatcher<I, O> {
+  private readonly queue: Item<I, O>[] = [];
+  private running = false;
+  private flushTimer?: ReturnType<typeof setTimeout>;
+  private idleWaiters: (() => void)[] = [];
+  private closedReason?: string;
+  private readonly now: () => number;
+
+  constructor(private readonly options: BatcherOptions<I, O>) {
+    if (!(options.maxBatch >= 1 && options.maxQueue >= 1 && options.maxQueueDelayMs >= 0)) throw new RangeError('MicroBatcher needs maxBatch >= 1, maxQueue >= 1, maxQueueDelayMs >= 0');
+    this.now = options.now ?? (() => performance.now());
+  }
+
+  /** Requests waiting to run. */
+  get depth(): number {
+    return this.queue.length;
+  }
+
+  /** Whether a batch is running now. */
+  get busy(): boolean {
+    return this.running;
+  }
+
+  /**
+   * Queues one request; resolves with its result, or rejects with OVERLOADED (queue full),
+   * QUEUE_TIMEOUT (deadline passed before it ran), DEADLINE_EXCEEDED (passed while it ran),
+   * UNAVAILABLE (closed) or the run's own error.
+   */
+  submit(payload: I, { rows, key, deadline }: SubmitOptions): Promise<O> {
+    if (this.closedReason) return Promise.reject(new OriginError('UNAVAILABLE', this.closedReason, 1));
+    if (this.queue.length >= this.options.maxQueue) {
+      return Promise.reject(new OriginError('OVERLOADED', `the queue is full (${this.options.maxQueue} requests waiting); retry after a moment`, 1));
+    }
+    const now = this.now();
+    return new Promise<O>((resolve, reject) => {
+      const item: Item<I, O> = { payload, rows, key, enqueuedAt: now, resolve, reject, running: false, settled: false };
+      const remaining = deadline - now;
+      if (remaining <= 0) {
+        reject(new OriginError('QUEUE_TIMEOUT', 'the request reached its deadline before it could be queued', 1));
+        return;
+      }
+      item.deadlineTimer = setTimeout(() => this.expire(item), remaining);
+      this.queue.push(item);
+      this.options.onDepth?.(this.queue.length);
+      this.schedule();
+    });
+  }
+
+  /** Runs everything queued without waiting out the delay; resolves once idle. */
+  drain(): Promise<void> {
+    if (!this.running && this.queue.length === 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      this.idleWaiters.push(resolve);
+      this.schedule(true);
+    });
+  }
+
+  /** Refuses new requests and rejects the waiting ones with UNAVAILABLE; a running batch finishes. */
+  close(reason: string): void {
+    this.closedReason = reason;
+    clearTimeout(this.flushTimer);
+    for (const item of this.queue.splice(0)) this.settle(item, new OriginError('UNAVAILABLE', reason, 1));
+    this.options.onDepth?.(0);
+    this.notifyIdle();
+  }
+
+  private schedule(force = false): void {
+    if (this.running || this.queue.length === 0) return;
+    const { maxBatch, maxQueueDelayMs } = this.options;
+    let rows = 0;
+    for (const item of this.queue) rows += item.rows;
+    const waited = this.now() - this.queue[0].enqueuedAt;
+    if (force || this.idleWaiters.length > 0 || rows >= maxBatch || waited >= maxQueueDelayMs) {
+      this.flush();
+    } else if (this.flushTimer === undefined) {
+      this.flushTimer = setTimeout(() => {
+        this.flushTimer = undefined;
+        this.schedule(true);
+      }, maxQueueDelayMs - waited);
+    }
+  }
+
+  private flush(): void {
+    clearTimeout(this.flushTimer);
+    this.flushTimer = undefined;
+    const batch = this.takeBatch();
+    this.options.onDepth?.(this.queue.length);
+    this.running = true;
+    const rows = batch.reduce((n, item) => n + item.rows, 0);
+    const started = this.now();
+    let results: O[] | undefined;
+    let failure: unknown;
+    this.options
+      .run(batch.map((item) => item.payload))
+      .then(
+        (r) => {
+          results = r;
+          if (r.length !== batch.length) failure = new OriginError('INTERNAL', `batch run returned ${r.length} results for ${batch.length} requests`);
+        },
+        (e) => {
+          failure = e;
+        },
+      )
+      .finally(() => {
+        this.options.onRun?.(rows, this.now() - started);
+        batch.forEach((item, i) => (failure !== undefined ? this.settle(item, failure) : this.settle(item, undefined, results![i])));
+        this.running = false;
+        this.schedule();
+        this.notifyIdle();
+      });
+  }
+
+  /** The oldest request and, in arrival order, every later one with its key that still fits. */
+  private takeBatch(): Item<I, O>[] {
+    const first = this.queue[0];
+    const batch = [first];
+    let rows = first.rows;
+    const rest: Item<I, O>[] = [];
+    let full = false;
+    for (let i = 1; i < this.queue.length; i++) {
+      const item = this.queue[i];
+      if (!full && item.key === first.key && rows + item.rows <= this.options.maxBatch) {
+        batch.push(item);
+        rows += item.rows;
+      } else {
+        // Keep arrival order: once one same-key request does not fit, later ones wait too.
+        if (item.key === first.key) full = true;
+        rest.push(item);
+      }
+    }
+    this.queue.length = 0;
+    this.queue.push(...rest);
+    for (const item of batch) item.running = true;
+    return batch;
+  }
+
+  private expire(item: Item<I, O>): void {
+    if (item.settled) return;
+    if (item.running) {
+      this.settle(item, new OriginError('DEADLINE_EXCEEDED', 'the request reached its deadline while its batch was running; the result was dropped'));
+      return;
+    }
+    const i = this.queue.indexOf(item);
+    if (i >= 0) this.queue.splice(i, 1);
+    this.options.onDepth?.(this.queue.length);
+    this.settle(item, new OriginError('QUEUE_TIMEOUT', 'the request reached its deadline while queued (the model is busy); retry after a moment', 1));
+    this.notifyIdle();
+  }
+
+  private settle(item: Item<I, O>, error: unknown, result?: O): void {
+    if (item.settled) return;
+    item.settled = true;
+    clearTimeout(item.deadlineTimer);
+    if (error !== undefined) item.reject(error);
+    else item.resolve(result as O);
+  }
+
+  private notifyIdle(): void {
+    if (this.running || this.queue.length > 0) return;
+    for (const resolve of this.idleWaiters.splice(0)) resolve();
+  }
+}

@@ -1,0 +1,226 @@
+/**
+ * Reads `models/manifest.json` (schema 1), validates every entry the origin serves, and checks each
+ * listed file's size and sha256 before anything is loaded. A mismatch stops the origin: serving a model
+ * other than the one the manifest names would silently change results and cache keys.
+ */
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { readFile, stat } from 'node:fs/promises';
+import { dirname, isAbsolute, resolve } from 'node:path';
+import { type TensorSpec, isDatatype } from './datatypes.ts';
+import { OriginError } from './errors.ts';
+
+export type ModelKind = 'codec' | 'classifier' | 'segmenter';
+
+export interface ManifestFile {
+  /** As written in the manifest: relative to the manifest's folder. */
+  readonly path: string;
+  readonly absolutePath: string;
+  readonly sha256: string;
+  readonly bytes: number;
+}
+
+export interface ModelEntry {
+  readonly id: string;
+  readonly kind: ModelKind;
+  readonly version: string;
+  readonly files: Readonly<Record<string, ManifestFile>>;
+  /** Task models: the codec whose latents (or decoded images) they take. */
+  readonly codec?: string;
+  /** Task models: 'latent' or 'rgb'. */
+  readonly input?: string;
+  /** Codecs: latent channels. */
+  readonly channels?: number;
+  /** Task models: declared I/O (KServe datatypes, -1 for dynamic dimensions). */
+  readonly inputs?: readonly TensorSpec[];
+  readonly outputs?: readonly TensorSpec[];
+}
+
+/** One ONNX graph the origin serves, under its KServe model name. */
+export interface ServedModelSpec {
+  /** `<id>` for task models, `<id>.analysis` / `<id>.synthesis` for codecs. */
+  readonly name: string;
+  readonly entry: ModelEntry;
+  readonly file: ManifestFile;
+}
+
+export interface Manifest {
+  readonly path: string;
+  readonly models: readonly ModelEntry[];
+  /** Entries of kinds this origin does not know: listed, not served. */
+  readonly skipped: readonly { id: string; kind: string }[];
+}
+
+const ID = /^[a-z0-9._-]{1,32}$/;
+const SHA256 = /^[0-9a-f]{64}$/;
+const KINDS: readonly ModelKind[] = ['codec', 'classifier', 'segmenter'];
+
+const invalid = (where: string, what: string) => new OriginError('INVALID_MANIFEST', `${where}: ${what}`);
+
+/**
+ * Reads and validates a manifest and verifies every file it lists (size, then sha256). Throws
+ * OriginError INVALID_MANIFEST or INTEGRITY_MISMATCH; the latter lists every bad file at once.
+ *
+ * @example
+ * const manifest = await loadManifest('models/manifest.json');
+ * servedModels(manifest).map((m) => m.name) // ['ls-f8-q2.analysis', 'ls-f8-q2.synthesis', ...]
+ */
+export async function loadManifest(path: string): Promise<Manifest> {
+  const absolute = resolve(path);
+  let text: string;
+  try {
+    text = await readFile(absolute, 'utf8');
+  } catch (e) {
+    throw new OriginError('INVALID_MANIFEST', `cannot read the manifest ${absolute} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); set ORIGIN_MANIFEST to its path`);
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (e) {
+    throw invalid(absolute, `not valid JSON (${(e as Error).message})`);
+  }
+  const manifest = parseManifest(json, absolute);
+  await verifyFiles(manifest);
+  return manifest;
+}
+
+/**
+ * Validates a parsed manifest (no file access). Paths resolve against the manifest's folder.
+ *
+ * @example
+ * parseManifest({ schema: 1, models: [] }, '/srv/models/manifest.json').models // []
+ */
+export function parseManifest(json: unknown, manifestPath: string): Manifest {
+  if (!isObject(json)) throw invalid(manifestPath, 'must be a JSON object');
+  if (json.schema !== 1) throw invalid(manifestPath, `schema ${JSON.stringify(json.schema)} is not supported; this origin reads schema 1`);
+  if (!Array.isArray(json.models)) throw invalid(manifestPath, "'models' must be an array");
+  const dir = dirname(manifestPath);
+  const models: ModelEntry[] = [];
+  const skipped: { id: string; kind: string }[] = [];
+  const ids = new Set<string>();
+  json.models.forEach((raw, i) => {
+    const where = `${manifestPath} models[${i}]`;
+    if (!isObject(raw)) throw invalid(where, 'must be an object');
+    if (typeof raw.id !== 'string' || !ID.test(raw.id)) throw invalid(where, `id ${JSON.stringify(raw.id)} must be 1-32 characters of [a-z0-9._-]`);
+    if (ids.has(raw.id)) throw invalid(where, `id '${raw.id}' appears twice`);
+    ids.add(raw.id);
+    if (!KINDS.includes(raw.kind as ModelKind)) {
+      skipped.push({ id: raw.id, kind: String(raw.kind) });
+      return;
+    }
+    models.push(parseEntry(raw, `${manifestPath} model '${raw.id}'`, dir));
+  });
+  checkLatentChannels(models, manifestPath);
+  return { path: manifestPath, models, skipped };
+}
+
+/** A latent task model must take as many channels as its codec (when both are in this manifest). */
+function checkLatentChannels(models: readonly ModelEntry[], manifestPath: string): void {
+  for (const m of models) {
+    if (m.kind === 'codec' || m.input !== 'latent' || !m.codec) continue;
+    const codec = models.find((c) => c.kind === 'codec' && c.id === m.codec);
+    const channels = m.inputs?.[0]?.shape[1];
+    if (codec?.channels !== undefined && channels !== undefined && channels !== -1 && channels !== codec.channels) {
+      throw invalid(`${manifestPath} model '${m.id}'`, `its input has ${channels} channels, but its codec '${codec.id}' makes ${codec.channels}`);
+    }
+  }
+}
+
+function parseEntry(raw: Record<string, unknown>, where: string, dir: string): ModelEntry {
+  const kind = raw.kind as ModelKind;
+  if (typeof raw.version !== 'string' || raw.version === '') throw invalid(where, "'version' must be a non-empty string");
+  if (!isObject(raw.files)) throw invalid(where, "'files' must be an object of {path, sha256, bytes}");
+  const files: Record<string, ManifestFile> = {};
+  for (const [role, f] of Object.entries(raw.files)) files[role] = parseFile(f, `${where} files.${role}`, dir);
+  const required = kind === 'codec' ? ['analysis', 'synthesis'] : ['model'];
+  for (const role of required) if (!files[role]) throw invalid(where, `a ${kind} needs files.${role}`);
+  const entry: ModelEntry = {
+    id: raw.id as string,
+    kind,
+    version: raw.version,
+    files,
+    ...(typeof raw.codec === 'string' && { codec: raw.codec }),
+    ...(typeof raw.input === 'string' && { input: raw.input }),
+    ...(typeof raw.channels === 'number' && { channels: raw.channels }),
+    ...(raw.inputs !== undefined && { inputs: parseSpecs(raw.inputs, `${where} inputs`) }),
+    ...(raw.outputs !== undefined && { outputs: parseSpecs(raw.outputs, `${where} outputs`) }),
+  };
+  if (kind !== 'codec' && (!entry.inputs || !entry.outputs)) throw invalid(where, `a ${kind} must declare 'inputs' and 'outputs'`);
+  return entry;
+}
+
+function parseFile(f: unknown, where: string, dir: string): ManifestFile {
+  if (!isObject(f)) throw invalid(where, 'must be {path, sha256, bytes}');
+  const { path, sha256, bytes } = f;
+  if (typeof path !== 'string' || path === '' || isAbsolute(path)) throw invalid(where, `path ${JSON.stringify(path)} must be relative to the manifest's folder`);
+  if (typeof sha256 !== 'string' || !SHA256.test(sha256)) throw invalid(where, 'sha256 must be 64 lowercase hex digits');
+  if (typeof bytes !== 'number' || !Number.isSafeInteger(bytes) || bytes < 0) throw invalid(where, 'bytes must be a non-negative integer');
+  return { path, absolutePath: resolve(dir, path), sha256, bytes };
+}
+
+function parseSpecs(raw: unknown, where: string): TensorSpec[] {
+  if (!Array.isArray(raw) || raw.length === 0) throw invalid(where, 'must be a non-empty array of {name, datatype, shape}');
+  return raw.map((t, i) => {
+    if (!isObject(t) || typeof t.name !== 'string') throw invalid(`${where}[${i}]`, 'needs a string name');
+    if (!isDatatype(t.datatype)) throw invalid(`${where}[${i}]`, `datatype ${JSON.stringify(t.datatype)} is not a KServe datatype this origin serves`);
+    if (!Array.isArray(t.shape) || !t.shape.every((d) => Number.isInteger(d) && (d === -1 || d > 0))) throw invalid(`${where}[${i}]`, 'shape must list positive integers, -1 for dynamic');
+    return { name: t.name, datatype: t.datatype, shape: t.shape as number[] };
+  });
+}
+
+/**
+ * The ONNX graphs to serve, by KServe model name.
+ *
+ * @example
+ * servedModels(manifest).find((m) => m.name === 'ls-f8-q2.synthesis')?.file.absolutePath
+ */
+export function servedModels(manifest: Manifest): ServedModelSpec[] {
+  return manifest.models.flatMap((entry) =>
+    entry.kind === 'codec'
+      ? (['analysis', 'synthesis'] as const).map((role) => ({ name: `${entry.id}.${role}`, entry, file: entry.files[role] }))
+      : [{ name: entry.id, entry, file: entry.files.model }],
+  );
+}
+
+async function verifyFiles(manifest: Manifest): Promise<void> {
+  const problems: string[] = [];
+  for (const entry of manifest.models) {
+    for (const [role, file] of Object.entries(entry.files)) {
+      const label = `model '${entry.id}' files.${role} (${file.path})`;
+      try {
+        const { size } = await stat(file.absolutePath);
+        if (size !== file.bytes) {
+          problems.push(`${label}: ${size} bytes on disk, the manifest says ${file.bytes}`);
+          continue;
+        }
+        const digest = await sha256File(file.absolutePath);
+        if (digest !== file.sha256) problems.push(`${label}: sha256 ${digest}, the manifest says ${file.sha256}`);
+      } catch (e) {
+        problems.push(`${label}: cannot read ${file.absolutePath} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+      }
+    }
+  }
+  if (problems.length) {
+    throw new OriginError('INTEGRITY_MISMATCH', `${manifest.path} does not match the files on disk; re-export the models or fix the manifest:\n  ${problems.join('\n  ')}`);
+  }
+}
+
+/**
+ * A file's SHA-256 in hex, streamed: model files can be large.
+ *
+ * @example
+ * await sha256File('models/ls-f8-q2/synthesis.onnx') // '7df0b66c...'
+ */
+export function sha256File(path: string): Promise<string> {
+  return new Promise((resolveDigest, reject) => {
+    const hash = createHash('sha256');
+    createReadStream(path)
+      .on('data', (chunk) => hash.update(chunk))
+      .on('error', reject)
+      .on('end', () => resolveDigest(hash.digest('hex')));
+  });
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}

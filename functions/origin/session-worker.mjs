@@ -1,0 +1,58 @@
+// Runs inside one worker thread per model and owns that model's onnxruntime InferenceSession.
+// onnxruntime-node's `run` blocks the thread it is called on for the whole inference, so sessions
+// live here and the main thread stays free to parse requests, answer health checks and fire deadlines.
+//
+// Plain JavaScript on purpose: worker threads do not inherit tsx's module hooks, and registering them
+// in each worker costs about half a second of startup per model. The message types are declared in
+// session-runner.ts (WorkerOptions, WorkerRequest, WorkerReply, WireTensor).
+//
+//   <- { type: 'ready', inputs, outputs }        the session's I/O metadata, once loaded
+//   <- { type: 'load-error', message }
+//   -> { type: 'run', id, inputs: WireTensor[] }  <- { type: 'result', id, outputs } | { type: 'error', id, message }
+import { parentPort, workerData } from 'node:worker_threads';
+import ort from 'onnxruntime-node';
+
+const port = parentPort;
+const { path, threads } = workerData;
+
+let session;
+try {
+  session = await ort.InferenceSession.create(path, {
+    // CPU only. The CUDA EP goes here: onnxruntime-node's linux-x64 build loads it when installed
+    // without ONNXRUNTIME_NODE_INSTALL=skip; pass executionProviders: [{ name: 'cuda', deviceId }, 'cpu']
+    // and keep one session per GPU. Past one machine, point the edge at Triton (see triton-repo.ts).
+    executionProviders: ['cpu'],
+    intraOpNumThreads: threads,
+    interOpNumThreads: 1,
+    executionMode: 'sequential',
+    graphOptimizationLevel: 'all',
+  });
+} catch (e) {
+  port.postMessage({ type: 'load-error', message: e.message });
+  process.exit(1);
+}
+port.postMessage({ type: 'ready', inputs: session.inputMetadata, outputs: session.outputMetadata });
+
+port.on('message', async (msg) => {
+  if (msg.type !== 'run') return;
+  try {
+    const feeds = {};
+    for (const t of msg.inputs) feeds[t.name] = new ort.Tensor(t.type, t.data, t.dims);
+    const results = await session.run(feeds);
+    const outputs = [];
+    const buffers = new Set();
+    for (const name of session.outputNames) {
+      const t = results[name];
+      outputs.push({ name, type: t.type, dims: t.dims, data: t.data });
+      if (ArrayBuffer.isView(t.data)) buffers.add(t.data.buffer);
+    }
+    try {
+      port.postMessage({ type: 'result', id: msg.id, outputs }, [...buffers]);
+    } catch {
+      // A buffer onnxruntime keeps cannot be transferred: fall back to a copy.
+      port.postMessage({ type: 'result', id: msg.id, outputs });
+    }
+  } catch (e) {
+    port.postMessage({ type: 'error', id: msg.id, message: e.message });
+  }
+});
