@@ -40,6 +40,11 @@ export default defineConfig({
         test: {
           name: 'workers',
           include: ['test/workers/**/*.test.ts'],
+          // One workerd runtime for all files instead of one per file; storage is shared anyway and the
+          // tests use distinct keys.
+          isolate: false,
+          // Starts the real origin (fixture models) for origin-integration.test.ts.
+          globalSetup: ['test/workers/origin.global-setup.ts'],
         },
       },
     ],

@@ -2,10 +2,12 @@
  * `npm run bench -- <name> [...]`: runs benchmarks by name and prints one JSON line each.
  * With no name, runs all of them.
  */
+import { benchEdge } from './edge.ts';
 import { benchEntropy } from './entropy.ts';
 import { benchOrigin } from './origin.ts';
 
 const BENCHES: Record<string, () => Record<string, unknown> | Promise<Record<string, unknown>>> = {
+  edge: benchEdge,
   entropy: benchEntropy,
   origin: benchOrigin,
 };

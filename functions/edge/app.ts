@@ -1,35 +1,131 @@
 /**
- * The edge's HTTP routes. Handlers stay thin: parsing, decoding and formatting live in `src/`.
+ * The edge's HTTP app: request ids, routes and the one error handler that turns every failure into
+ * a problem+json response. Handlers stay thin: parsing, decoding and formatting live in `src/` and
+ * in this folder's single-purpose modules.
  */
 import { Hono } from 'hono';
-import { PROBLEM_TYPE_BASE, problemResponse } from './problem.ts';
+import { cors } from 'hono/cors';
+import { BreakerRegistry } from './breaker.ts';
+import type { AppDeps, AppEnv } from './context.ts';
+import { BUNDLED_TABLES, MANIFEST } from './models.ts';
+import { OriginError, defaultOriginDeps } from './origin.ts';
+import { PROBLEM_TYPES, ProblemError, type ProblemKind, problemOf, problemResponse } from './problem.ts';
+import { type ModelRegistry, loadRegistry } from './registry.ts';
+import { analyze } from './routes/analyze.ts';
+import { docsPage, openApiDocument } from './routes/docs.ts';
+import { listModels } from './routes/models.ts';
+import { streamProblem } from './stream-problems.ts';
 
-/** The Hono app that `index.ts` exports as the Worker's `fetch` handler. */
-export const app = new Hono<{ Bindings: Env }>();
+/** A client's X-Request-Id is kept if it looks like an id; otherwise the edge makes one. */
+const REQUEST_ID = /^[A-Za-z0-9._:-]{8,128}$/;
 
-// Liveness only: it touches no binding, so it answers even while KV, R2 or the origin are down.
-app.get('/healthz', (c) => c.json({ status: 'ok' }));
+/**
+ * Builds the app. Production uses the defaults (bundled models, real network); tests pass their
+ * own registry, settings and origin.
+ *
+ * @example
+ * const app = createApp({ config: { originAttempts: 1 } })
+ * await app.fetch(request, env, ctx)
+ */
+export function createApp(overrides: Partial<AppDeps> = {}): Hono<AppEnv> {
+  const deps: AppDeps = {
+    registry: overrides.registry ?? memo(loadBundledRegistry),
+    config: overrides.config ?? {},
+    origin: overrides.origin ?? defaultOriginDeps,
+    breakers: overrides.breakers ?? new BreakerRegistry(),
+  };
+  const app = new Hono<AppEnv>();
 
-app.notFound((c) => {
-  const path = new URL(c.req.url).pathname;
-  return problemResponse({
-    type: `${PROBLEM_TYPE_BASE}not-found`,
-    title: 'Not Found',
-    status: 404,
-    detail: `No route matches ${c.req.method} ${path}.`,
-    instance: path,
+  app.use(async (c, next) => {
+    const given = c.req.header('x-request-id');
+    c.set('requestId', given && REQUEST_ID.test(given) ? given : crypto.randomUUID());
+    c.set('deps', deps);
+    await next();
+    c.header('x-request-id', c.get('requestId'));
   });
-});
 
-// The one place where an unexpected error becomes an HTTP status; the detail never leaks internals.
-app.onError((error, c) => {
-  console.error('unhandled error', error);
-  const path = new URL(c.req.url).pathname;
-  return problemResponse({
-    type: `${PROBLEM_TYPE_BASE}internal-error`,
-    title: 'Internal Server Error',
-    status: 500,
-    detail: 'The edge failed unexpectedly; retry later, and report it if it persists.',
-    instance: path,
+  // Browsers may call the API from any page: keys travel in Authorization, never in cookies, so a
+  // wildcard origin grants nothing that the key does not.
+  app.use(
+    '/v1/*',
+    cors({
+      origin: '*',
+      allowMethods: ['GET', 'POST', 'OPTIONS'],
+      allowHeaders: ['authorization', 'content-type', 'x-request-id'],
+      exposeHeaders: ['x-request-id', 'server-timing', 'retry-after', 'ratelimit-limit', 'ratelimit-remaining', 'ratelimit-reset', 'www-authenticate'],
+      maxAge: 86400,
+    }),
+  );
+  app.use('/v1/*', async (c, next) => {
+    await next();
+    // Lets pages read Server-Timing across origins (Resource Timing API).
+    c.header('timing-allow-origin', '*');
   });
-});
+
+  // Liveness only: it touches no binding, so it answers even while KV, R2 or the origin are down.
+  app.get('/healthz', (c) => c.json({ status: 'ok' }));
+  app.get('/v1/models', listModels);
+  app.post('/v1/analyze', analyze);
+  app.get('/openapi.json', openApiDocument);
+  app.get('/docs', docsPage);
+
+  app.notFound((c) => {
+    const path = new URL(c.req.url).pathname;
+    return problem(c.get('requestId'), path, new ProblemError('not-found', 'NOT_FOUND', `No route matches ${c.req.method} ${path}.`));
+  });
+
+  // The one place where an error becomes an HTTP status.
+  app.onError((error, c) => {
+    const requestId = c.get('requestId') ?? crypto.randomUUID();
+    const path = new URL(c.req.url).pathname;
+    const known = toProblem(error);
+    if (!known || known.kind === 'internal-error' || known.kind === 'bad-gateway') {
+      console.error('request failed', { requestId, path, error: error instanceof Error ? `${error.name}: ${error.message}` : String(error) });
+    }
+    return problem(requestId, path, known ?? new ProblemError('internal-error', 'INTERNAL', ''));
+  });
+  return app;
+}
+
+/** The production app, one per isolate (so its breakers and registry are shared by its requests). */
+export const app = createApp();
+
+function toProblem(error: unknown): ProblemError | undefined {
+  if (error instanceof ProblemError) return error;
+  const stream = streamProblem(error);
+  if (stream) return stream;
+  if (error instanceof OriginError) {
+    const kind: ProblemKind =
+      error.code === 'ORIGIN_NOT_CONFIGURED' ? 'internal-error' : error.code === 'ORIGIN_BAD_RESPONSE' || error.code === 'ORIGIN_REJECTED' ? 'bad-gateway' : 'origin-unavailable';
+    if (kind !== 'origin-unavailable') return new ProblemError(kind, error.code, 'The inference origin failed to answer this request; retry later, and report it if it persists.');
+    const retryAfter = error.retryAfterSeconds ?? 5;
+    const what = error.code === 'CIRCUIT_OPEN' ? 'is shed by the circuit breaker after repeated failures' : error.code === 'ORIGIN_TIMEOUT' ? 'is timing out' : 'is unavailable';
+    return new ProblemError('origin-unavailable', error.code, `The inference origin ${what}; retry in ${retryAfter} s.`, {
+      headers: { 'retry-after': String(retryAfter) },
+      members: { retry_after: retryAfter },
+    });
+  }
+  return undefined;
+}
+
+function problem(requestId: string, instance: string, error: ProblemError): Response {
+  // An internal error's detail is fixed: messages of unexpected errors may carry internals.
+  const detail = error.kind === 'internal-error' ? PROBLEM_TYPES['internal-error'].about : error.detail;
+  const body = { ...problemOf(error.kind, error.code, detail, instance, requestId), ...error.extra.members };
+  return problemResponse(body, { ...error.extra.headers, 'x-request-id': requestId });
+}
+
+async function loadBundledRegistry(): Promise<ModelRegistry> {
+  const { registry, problems } = await loadRegistry(MANIFEST, BUNDLED_TABLES);
+  for (const p of problems) console.error(`model not served: ${p}`);
+  return registry;
+}
+
+/** Runs `load` once; a failure is not remembered, so the next call tries again. */
+function memo<T>(load: () => Promise<T>): () => Promise<T> {
+  let pending: Promise<T> | undefined;
+  return () => (pending ??= load().catch((error) => {
+    pending = undefined;
+    throw error;
+  }));
+}

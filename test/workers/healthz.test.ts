@@ -24,6 +24,9 @@ describe('the edge Worker', () => {
       status: 404,
       detail: 'No route matches POST /v0/no-such-route.',
       instance: '/v0/no-such-route',
+      code: 'NOT_FOUND',
+      request_id: response.headers.get('x-request-id'),
     });
+    expect(response.headers.get('x-request-id')).toMatch(/^[0-9a-f-]{36}$/);
   });
 });

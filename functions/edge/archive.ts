@@ -1,0 +1,52 @@
+/**
+ * Stored bitstreams in R2 `BITSTREAMS`, kept for keys whose record sets `store_bitstreams`, so
+ * that the re-evaluation job can run new model versions on them.
+ *
+ *   key:      bitstreams/<tenant, URI-encoded>/<hex SHA-256 of the bitstream>.lsb
+ *   metadata: codec, table_hash, width, height, first_request_id, stored_at (ISO 8601)
+ */
+import type { BitstreamHeader } from '../../src/bitstream/index.ts';
+
+export const BITSTREAM_MEDIA_TYPE = 'application/vnd.latentsight+bitstream';
+
+/**
+ * The R2 key of a tenant's bitstream.
+ *
+ * @example
+ * bitstreamKey('acme', 'ab12...') // 'bitstreams/acme/ab12....lsb'
+ */
+export function bitstreamKey(tenant: string, bitstreamSha256: string): string {
+  return `bitstreams/${encodeURIComponent(tenant)}/${bitstreamSha256}.lsb`;
+}
+
+/**
+ * Stores a bitstream unless the tenant already has it (a HEAD costs less than a rewrite).
+ * Returns whether it wrote.
+ *
+ * @example
+ * ctx.waitUntil(storeBitstream(env.BITSTREAMS, 'acme', sha, bytes, header, requestId))
+ */
+export async function storeBitstream(
+  bucket: R2Bucket,
+  tenant: string,
+  bitstreamSha256: string,
+  bytes: Uint8Array,
+  header: BitstreamHeader,
+  requestId: string,
+): Promise<boolean> {
+  const key = bitstreamKey(tenant, bitstreamSha256);
+  if (await bucket.head(key)) return false;
+  await bucket.put(key, bytes, {
+    httpMetadata: { contentType: BITSTREAM_MEDIA_TYPE },
+    customMetadata: {
+      codec: header.modelId,
+      table_hash: header.tableHash,
+      width: String(header.width),
+      height: String(header.height),
+      first_request_id: requestId,
+      stored_at: new Date().toISOString(),
+    },
+    sha256: bitstreamSha256,
+  });
+  return true;
+}

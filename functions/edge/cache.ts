@@ -1,0 +1,49 @@
+/**
+ * The result cache in KV `RESULTS`, keyed by content and model versions:
+ *
+ *   <sorted "id@version" of the task models, comma-separated>:<hex SHA-256 of the whole bitstream>
+ *
+ * The bitstream's bytes fix the codec, its tables (by hash) and so the latents; the task models'
+ * versions fix what was computed from them. A new model version therefore misses, and old entries
+ * expire with their TTL. Entries are shared across tenants: equal bytes give equal results.
+ */
+import type { TaskModel } from './registry.ts';
+
+/** A cached entry: the `results` member of the response, under a version for future changes. */
+export interface CachedResult {
+  v: 1;
+  results: Record<string, unknown>;
+}
+
+/**
+ * The cache key of a bitstream analysed by these models.
+ *
+ * @example
+ * resultKey([seg, cls], 'ab12...') // 'cls-test@1.0.0,seg-test@1.0.0:ab12...'
+ */
+export function resultKey(models: readonly TaskModel[], bitstreamSha256: string): string {
+  const ids = models.map((m) => `${m.id}@${m.version}`).sort();
+  return `${ids.join(',')}:${bitstreamSha256}`;
+}
+
+/**
+ * The cached results for a key, or undefined on a miss (or an entry of an unknown shape).
+ *
+ * @example
+ * const hit = await getResult(env.RESULTS, key)
+ */
+export async function getResult(kv: KVNamespace, key: string): Promise<CachedResult | undefined> {
+  const value = await kv.get<CachedResult>(key, 'json');
+  return value?.v === 1 && typeof value.results === 'object' ? value : undefined;
+}
+
+/**
+ * Stores results under a key for `ttlSeconds`.
+ *
+ * @example
+ * ctx.waitUntil(putResult(env.RESULTS, key, results, 604800))
+ */
+export async function putResult(kv: KVNamespace, key: string, results: Record<string, unknown>, ttlSeconds: number): Promise<void> {
+  const entry: CachedResult = { v: 1, results };
+  await kv.put(key, JSON.stringify(entry), { expirationTtl: ttlSeconds });
+}

@@ -1,0 +1,170 @@
+/**
+ * The models the edge serves, built once per isolate from `models/manifest.json` and the codecs'
+ * entropy table files: codecs (to check and decode streams) and task models (to route latents to).
+ */
+import { type EntropyTables, parseTables } from '../../src/entropy/index.ts';
+import { hex, sha256 } from './digest.ts';
+
+/** The analyses a request can ask for, each served by one kind of task model. */
+export const TASKS = { classify: 'classifier', segment: 'segmenter' } as const;
+export type Task = keyof typeof TASKS;
+
+/** Model ids as a bitstream header allows them (docs/FORMAT.md, section 1). */
+const MODEL_ID_PATTERN = /^[a-z0-9][a-z0-9._-]{0,31}$/;
+
+/** A codec whose tables loaded and matched the manifest's hashes. */
+export interface CodecModel {
+  id: string;
+  version: string;
+  stride: number;
+  channels: number;
+  /** 16 hex digits: the first 8 bytes of the SHA-256 of the table file, as in a stream header. */
+  tableHash: string;
+  tablePrecision: number;
+  tables: EntropyTables;
+}
+
+/** One output class of a task model; `index` is its value in the model's output. */
+export interface Label {
+  index: number;
+  id: string;
+  name: string;
+}
+
+/** A classifier or segmenter that runs on one codec's latents at the origin. */
+export interface TaskModel {
+  id: string;
+  version: string;
+  task: Task;
+  kind: (typeof TASKS)[Task];
+  codec: string;
+  labels: Label[];
+}
+
+/**
+ * The served models. The first task model listed for a (codec, task) pair serves it.
+ *
+ * @example
+ * const { registry } = await loadRegistry(manifest, { 'ls-f8-q2/tables.lst': tableBytes })
+ * registry.codec('ls-f8-q2')?.tableHash
+ */
+export class ModelRegistry {
+  readonly #codecs = new Map<string, CodecModel>();
+  readonly #tasks = new Map<string, TaskModel>();
+  readonly taskModels: readonly TaskModel[];
+
+  constructor(codecs: CodecModel[], taskModels: TaskModel[]) {
+    for (const c of codecs) this.#codecs.set(c.id, c);
+    this.taskModels = taskModels;
+    for (const m of taskModels) {
+      const key = `${m.codec}\n${m.task}`;
+      if (!this.#tasks.has(key)) this.#tasks.set(key, m);
+    }
+  }
+
+  get codecs(): CodecModel[] {
+    return [...this.#codecs.values()];
+  }
+
+  codec(id: string): CodecModel | undefined {
+    return this.#codecs.get(id);
+  }
+
+  /** The model serving `task` on `codecId`'s latents, if any. */
+  taskModel(codecId: string, task: Task): TaskModel | undefined {
+    return this.#tasks.get(`${codecId}\n${task}`);
+  }
+}
+
+/** Files a manifest names, by their path relative to `models/`. */
+export type TableFiles = Record<string, ArrayBuffer | Uint8Array>;
+
+/**
+ * Builds the registry from a manifest and the table files bundled with the Worker. A model that
+ * cannot be served (its tables missing, their hash not the manifest's, a task model for an unknown
+ * codec) is left out and described in `problems`, so that one bad entry does not take the edge
+ * down; a manifest of an unknown schema throws.
+ *
+ * @example
+ * const { registry, problems } = await loadRegistry(manifest, BUNDLED_TABLES)
+ * for (const p of problems) console.error(p)
+ */
+export async function loadRegistry(manifest: unknown, files: TableFiles): Promise<{ registry: ModelRegistry; problems: string[] }> {
+  const m = manifest as { schema?: unknown; models?: unknown };
+  if (m?.schema !== 1 || !Array.isArray(m.models)) {
+    throw new Error('models/manifest.json: expected {"schema": 1, "models": [...]}');
+  }
+  const problems: string[] = [];
+  const codecs: CodecModel[] = [];
+  const entries = m.models as Record<string, unknown>[];
+  for (const entry of entries) {
+    if (entry?.kind !== 'codec') continue;
+    try {
+      codecs.push(await loadCodec(entry, files));
+    } catch (error) {
+      problems.push(`codec ${String(entry.id)}: ${(error as Error).message}`);
+    }
+  }
+  const known = new Set(codecs.map((c) => c.id));
+  const taskModels: TaskModel[] = [];
+  for (const entry of entries) {
+    const task = (Object.keys(TASKS) as Task[]).find((t) => TASKS[t] === entry?.kind);
+    if (!task || entry.input !== 'latent') continue;
+    try {
+      const model = readTaskModel(entry, task);
+      if (!known.has(model.codec)) throw new Error(`its codec "${model.codec}" is not served`);
+      taskModels.push(model);
+    } catch (error) {
+      problems.push(`${String(entry.kind)} ${String(entry.id)}: ${(error as Error).message}`);
+    }
+  }
+  return { registry: new ModelRegistry(codecs, taskModels), problems };
+}
+
+async function loadCodec(entry: Record<string, unknown>, files: TableFiles): Promise<CodecModel> {
+  const id = modelId(entry.id);
+  const version = text(entry.version, 'version');
+  const stride = entry.stride;
+  const channels = entry.channels;
+  if (typeof stride !== 'number' || !Number.isInteger(stride)) throw new Error('stride is not an integer');
+  if (typeof channels !== 'number' || !Number.isInteger(channels)) throw new Error('channels is not an integer');
+  const tableHash = text(entry.table_hash, 'table_hash');
+  const spec = (entry.files as { tables?: { path?: unknown; sha256?: unknown } } | undefined)?.tables;
+  const path = text(spec?.path, 'files.tables.path');
+  const file = files[path];
+  if (!file) throw new Error(`its table file ${path} is not bundled with the edge (functions/edge/models.ts)`);
+  const bytes = file instanceof Uint8Array ? file : new Uint8Array(file);
+  const digest = hex(await sha256(bytes));
+  if (digest !== spec?.sha256) throw new Error(`${path} has sha256 ${digest}, the manifest says ${String(spec?.sha256)}`);
+  if (digest.slice(0, 16) !== tableHash) throw new Error(`table_hash ${tableHash} is not the first 8 bytes of the file's sha256`);
+  const tables = parseTables(bytes);
+  if (tables.count !== channels) throw new Error(`${path} holds ${tables.count} tables for ${channels} channels`);
+  return { id, version, stride, channels, tableHash, tablePrecision: tables.precision, tables };
+}
+
+function readTaskModel(entry: Record<string, unknown>, task: Task): TaskModel {
+  const labels = entry.labels;
+  if (!Array.isArray(labels) || labels.length === 0) throw new Error('labels is not a non-empty array');
+  return {
+    id: modelId(entry.id),
+    version: text(entry.version, 'version'),
+    task,
+    kind: TASKS[task],
+    codec: modelId(entry.codec),
+    labels: labels.map((l: { id?: unknown; name?: unknown; index?: unknown }, i) => ({
+      index: typeof l?.index === 'number' ? l.index : i,
+      id: String(l?.id ?? i),
+      name: String(l?.name ?? l?.id ?? i),
+    })),
+  };
+}
+
+function modelId(value: unknown): string {
+  if (typeof value !== 'string' || !MODEL_ID_PATTERN.test(value)) throw new Error(`id ${String(value)} is not 1-32 of [a-z0-9._-]`);
+  return value;
+}
+
+function text(value: unknown, field: string): string {
+  if (typeof value !== 'string' || value === '') throw new Error(`${field} is missing`);
+  return value;
+}

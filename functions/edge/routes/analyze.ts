@@ -1,0 +1,202 @@
+/**
+ * POST /v1/analyze?tasks=classify,segment: a bitstream in, analysis results out.
+ *
+ *   auth -> rate limit, overlapped with: query -> media type -> body (size limit, header checked
+ *   on arrival) -> container (length, checksum, parts, codec, table hash) -> SHA-256 -> KV lookup
+ *   -> 429 if limited; KV hit? answer
+ *   -> else entropy-decode -> origin (one infer call per task, in parallel) -> answer
+ *   -> store the result in KV and, if the key asks, the bitstream in R2 (after the answer)
+ *
+ * A cache hit skips entropy decoding: only streams that decoded once are ever cached, and equal
+ * bytes decode to equal latents.
+ */
+import type { Context } from 'hono';
+import type { BitstreamHeader } from '../../../src/bitstream/index.ts';
+import { storeBitstream } from '../archive.ts';
+import { type ApiKey, authenticate, requireScope } from '../auth.ts';
+import { checkMediaType, readBitstream } from '../body.ts';
+import { getResult, putResult, resultKey } from '../cache.ts';
+import { type EdgeConfig, readConfig } from '../config.ts';
+import type { AppEnv } from '../context.ts';
+import { checkStream, codecFor, decodeStreamLatents } from '../decode.ts';
+import { hex, sha256 } from '../digest.ts';
+import { int16Bytes } from '../kserve.ts';
+import { infer } from '../origin.ts';
+import { ProblemError } from '../problem.ts';
+import type { RateDecision } from '../rate-limiter.ts';
+import { type ModelRegistry, TASKS, type Task, type TaskModel } from '../registry.ts';
+import { TASK_OUTPUTS, formatClassify, formatSegment } from '../results.ts';
+import { Timings } from '../timings.ts';
+
+/** The scope a key needs for this route. */
+export const ANALYZE_SCOPE = 'analyze';
+
+/** Handles POST /v1/analyze. */
+export async function analyze(c: Context<AppEnv>): Promise<Response> {
+  const timings = new Timings();
+  const deps = c.get('deps');
+  const requestId = c.get('requestId');
+  const config = readConfig(c.env, deps.config);
+
+  const key = await timings.measure('auth', () => authenticate(c.req.header('authorization'), c.env.API_KEYS));
+  requireScope(key, ANALYZE_SCOPE);
+  // The rate limiter's round trip overlaps reading and checking the body; its verdict still comes
+  // first, and a denial stops the body from being read on.
+  const stopReading = new AbortController();
+  const pendingRate = timings.measure('ratelimit', () => takeToken(c.env, key, config.defaultRateLimitPerMinute));
+  pendingRate.then((r) => r.allowed || stopReading.abort()).catch(() => {});
+  const [rateOutcome, checkedOutcome] = await Promise.allSettled([pendingRate, checkRequest(c, config, timings, stopReading.signal)]);
+  if (rateOutcome.status === 'rejected') throw rateOutcome.reason;
+  const rate = rateOutcome.value;
+  const rateHeaders = {
+    'ratelimit-limit': String(rate.limit),
+    'ratelimit-remaining': String(rate.remaining),
+    'ratelimit-reset': String(rate.resetSeconds),
+  };
+  if (!rate.allowed) {
+    throw new ProblemError('rate-limited', 'RATE_LIMITED', `This API key may make ${rate.limit} requests per minute; retry in ${rate.retryAfterSeconds} s.`, {
+      headers: { ...rateHeaders, 'retry-after': String(rate.retryAfterSeconds) },
+      members: { retry_after: rate.retryAfterSeconds },
+    });
+  }
+  if (checkedOutcome.status === 'rejected') throw checkedOutcome.reason;
+  const { bytes, header, stream, codec, models, digest, cacheKey, cached } = checkedOutcome.value;
+
+  let results: Record<string, unknown>;
+  if (cached) {
+    results = cached.results;
+  } else {
+    const latents = await timings.measure('decode', () => decodeStreamLatents(stream, codec));
+    results = await timings.measure('origin', () => runModels(c, config, models, stream.header, latents));
+    c.executionCtx.waitUntil(
+      putResult(c.env.RESULTS, cacheKey, results, config.resultTtlSeconds).catch((error) => console.error('result cache write failed', { requestId, error: String(error) })),
+    );
+  }
+  if (key.store_bitstreams) {
+    c.executionCtx.waitUntil(
+      storeBitstream(c.env.BITSTREAMS, key.tenant, digest, bytes, header, requestId).catch((error) =>
+        console.error('bitstream store failed', { requestId, error: String(error) }),
+      ),
+    );
+  }
+
+  const cache = cached ? 'hit' : 'miss';
+  const body = {
+    request_id: requestId,
+    codec: codec.id,
+    bpp: Number(((8 * bytes.length) / (header.width * header.height)).toFixed(4)),
+    image: { width: header.width, height: header.height },
+    results,
+    models: {
+      codec: { id: codec.id, version: codec.version },
+      ...Object.fromEntries(models.map((m) => [m.task, { id: m.id, version: m.version }])),
+    },
+    cache,
+    timings_ms: timings.toJSON(),
+  };
+  return c.json(body, 200, {
+    ...rateHeaders,
+    'cache-control': 'no-store',
+    'server-timing': timings.serverTiming({ cache }),
+  });
+}
+
+/**
+ * Sends the latents to every task model at the origin, in parallel, and formats their answers.
+ * One task failing fails the request: a partial answer would be cached as if it were whole.
+ */
+async function runModels(c: Context<AppEnv>, config: EdgeConfig, models: TaskModel[], header: BitstreamHeader, latents: Int16Array) {
+  const deps = c.get('deps');
+  const data = int16Bytes(latents);
+  const shape = [1, header.channels, header.latentHeight, header.latentWidth];
+  const breaker = deps.breakers.get(config.originUrl, {
+    failureThreshold: config.breakerFailureThreshold,
+    cooldownMs: config.breakerCooldownMs,
+    now: deps.origin.now,
+  });
+  const answers = await Promise.all(
+    models.map(async (model) => {
+      const call = { modelId: model.id, requestId: c.get('requestId'), inputName: 'latents', shape, data, outputs: TASK_OUTPUTS[model.task] };
+      const outputs = await infer(call, config, breaker, deps.origin);
+      return [model.task, model.task === 'classify' ? formatClassify(outputs, model) : await formatSegment(outputs, model, header)] as const;
+    }),
+  );
+  return Object.fromEntries(answers);
+}
+
+/**
+ * Everything about the request but its key: query, media type, the body (read under the size
+ * limit, its header checked on arrival), the whole container, its SHA-256 and the cache lookup.
+ */
+async function checkRequest(c: Context<AppEnv>, config: EdgeConfig, timings: Timings, signal: AbortSignal) {
+  const requested = parseTasks(c.req.query('tasks'));
+  checkMediaType(c.req.raw.headers);
+  const registry = await c.get('deps').registry();
+  let models: TaskModel[] = [];
+  const { bytes, header } = await timings.measure('read', () =>
+    readBitstream(c.req.raw, {
+      maxBytes: config.maxBodyBytes,
+      limits: config.limits,
+      signal,
+      // Refuse a stream for an unknown codec, other tables or an unserved task before reading its body.
+      onHeader: (h) => {
+        codecFor(h, registry);
+        models = taskModels(registry, h.modelId, requested);
+      },
+    }),
+  );
+  const { stream, codec } = await timings.measure('parse', () => checkStream(bytes, registry, config.limits));
+  const digest = hex(await sha256(bytes));
+  const cacheKey = resultKey(models, digest);
+  const cached = await timings.measure('cache', () => getResult(c.env.RESULTS, cacheKey));
+  return { bytes, header, stream, codec, models, digest, cacheKey, cached };
+}
+
+/**
+ * The tasks named by the `tasks` query parameter, in canonical order; undefined when absent (then
+ * every task the codec has a model for runs). Throws a 400 `ProblemError` for anything else.
+ *
+ * @example
+ * parseTasks('segment,classify') // ['classify', 'segment']
+ */
+export function parseTasks(value: string | undefined): Task[] | undefined {
+  if (value === undefined) return undefined;
+  const names = value.split(',').map((s) => s.trim());
+  const known = Object.keys(TASKS) as Task[];
+  const unknown = names.filter((n) => !known.includes(n as Task));
+  if (unknown.length || names.length === 0) {
+    throw new ProblemError(
+      'invalid-query',
+      'UNKNOWN_TASK',
+      `tasks=${value} names no task or an unknown one (${unknown.map((u) => `"${u}"`).join(', ')}); use a comma-separated list of ${known.join(', ')}.`,
+    );
+  }
+  return known.filter((t) => names.includes(t));
+}
+
+function taskModels(registry: ModelRegistry, codecId: string, requested: Task[] | undefined): TaskModel[] {
+  const tasks = requested ?? (Object.keys(TASKS) as Task[]).filter((t) => registry.taskModel(codecId, t));
+  const missing = tasks.filter((t) => !registry.taskModel(codecId, t));
+  if (tasks.length === 0 || missing.length) {
+    throw new ProblemError(
+      'no-task-model',
+      'NO_TASK_MODEL',
+      `No model serves ${missing.length ? missing.join(' and ') : 'any task'} on codec "${codecId}" yet; see GET /v1/models.`,
+    );
+  }
+  return tasks.map((t) => registry.taskModel(codecId, t)!);
+}
+
+/**
+ * Takes one token from the key's bucket. If the limiter itself fails, the request goes through:
+ * an outage of the limiter must not become an outage of the API (it is logged).
+ */
+async function takeToken(env: Env, key: ApiKey, defaultLimit: number): Promise<RateDecision> {
+  const limit = key.rate_limit_per_minute ?? defaultLimit;
+  try {
+    return await env.RATE_LIMITER.getByName(key.keyHash).take(limit);
+  } catch (error) {
+    console.error('rate limiter unavailable; letting the request through', { error: String(error) });
+    return { allowed: true, limit, remaining: limit, retryAfterSeconds: 0, resetSeconds: 0 };
+  }
+}

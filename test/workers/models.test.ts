@@ -1,0 +1,78 @@
+// The model registry: the bundled manifest and tables load cleanly, a broken entry is left out
+// with a reason, and GET /v1/models lists what is served.
+import { exports } from 'cloudflare:workers';
+import { describe, expect, it } from 'vitest';
+import { hex, sha256 } from '../../functions/edge/digest.ts';
+import { BUNDLED_TABLES, MANIFEST } from '../../functions/edge/models.ts';
+import { loadRegistry } from '../../functions/edge/registry.ts';
+import { testEdge } from './support/edge.ts';
+import { testManifest } from './support/models.ts';
+
+const EDGE = 'http://edge.test';
+
+describe('the bundled models', () => {
+  it('serve every codec of models/manifest.json, with tables whose hash is the manifest\'s', async () => {
+    const { registry, problems } = await loadRegistry(MANIFEST, BUNDLED_TABLES);
+    const manifest = MANIFEST as { models: { id: string; kind: string; table_hash: string; files: { tables: { path: string } } }[] };
+    const codecs = manifest.models.filter((m) => m.kind === 'codec');
+
+    expect(problems).toEqual([]);
+    expect(registry.codecs.map((c) => c.id)).toEqual(codecs.map((c) => c.id));
+    for (const c of codecs) {
+      const bytes = new Uint8Array(BUNDLED_TABLES[c.files.tables.path] as ArrayBuffer);
+      expect(hex(await sha256(bytes)).slice(0, 16)).toBe(c.table_hash);
+      expect(registry.codec(c.id)!.tables.count).toBe(registry.codec(c.id)!.channels);
+    }
+  });
+});
+
+describe('loadRegistry', () => {
+  it('leaves out a codec whose tables are missing or altered, and the task models on it, saying why', async () => {
+    const { manifest, files } = await testManifest([
+      { id: 'other-codec', kind: 'codec', version: '1', stride: 8, channels: 4, table_hash: '0000000000000000', files: { tables: { path: 'other/tables.lst', sha256: 'x' } } },
+      { id: 'orphan', kind: 'classifier', version: '1', codec: 'other-codec', input: 'latent', labels: [{ id: 'a', name: 'A' }] },
+      { id: 'pixels', kind: 'classifier', version: '1', codec: 'fixture-c4', input: 'image', labels: [{ id: 'a', name: 'A' }] },
+      { id: 'future', kind: 'upscaler', version: '1' },
+    ]);
+    const altered = { ...files, 'fixture-c4/tables.lst': files['fixture-c4/tables.lst'].slice() };
+
+    const ok = await loadRegistry(manifest, files);
+    expect(ok.problems).toEqual(['codec other-codec: its table file other/tables.lst is not bundled with the edge (functions/edge/models.ts)', 'classifier orphan: its codec "other-codec" is not served']);
+    expect(ok.registry.taskModels.map((m) => m.id)).toEqual(['cls-test', 'seg-test']);
+
+    altered['fixture-c4/tables.lst'][20] ^= 1;
+    const bad = await loadRegistry(manifest, altered);
+    expect(bad.registry.codecs).toEqual([]);
+    expect(bad.problems[0]).toMatch(/^codec fixture-c4: fixture-c4\/tables.lst has sha256 [0-9a-f]{64}, the manifest says/);
+  });
+
+  it('rejects a manifest of another schema', async () => {
+    await expect(loadRegistry({ schema: 2, models: [] }, {})).rejects.toThrow(/schema/);
+  });
+});
+
+describe('GET /v1/models', () => {
+  it('lists codecs with table hashes and task models with labels', async () => {
+    const edge = testEdge();
+    const response = await edge.fetch('/v1/models');
+
+    expect(response.status).toBe(200);
+    expect(response.headers.get('cache-control')).toBe('public, max-age=300');
+    const body = await response.json<any>();
+    const { tables } = await testManifest();
+    expect(body.codecs).toEqual([{ id: 'fixture-c4', version: '0.1.0', stride: 8, channels: 4, table_hash: tables.tableHash, table_precision: 12 }]);
+    expect(body.task_models.map((m: { id: string; task: string; serves: boolean }) => [m.id, m.task, m.serves])).toEqual([
+      ['cls-test', 'classify', true],
+      ['seg-test', 'segment', true],
+    ]);
+    expect(body.task_models[1].labels[0]).toEqual({ index: 0, id: 'sky', name: 'Sky' });
+  });
+
+  it('lists the bundled codecs through the Worker itself, without an API key', async () => {
+    const response = await exports.default.fetch(`${EDGE}/v1/models`);
+    const body = await response.json<{ codecs: { id: string; table_hash: string }[] }>();
+    const manifest = MANIFEST as { models: { id: string; kind: string; table_hash: string }[] };
+
+    expect(body.codecs.map((c) => [c.id, c.table_hash])).toEqual(manifest.models.filter((m) => m.kind === 'codec').map((m) => [m.id, m.table_hash]));
+  });
+});
