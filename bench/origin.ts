@@ -26,7 +26,7 @@ import type { Tensor } from '../functions/origin/datatypes.ts';
 import { encodeInferRequest, parseInferResponse } from '../functions/origin/kserve-client.ts';
 import { type ModelEntry, parseManifest } from '../functions/origin/manifest.ts';
 import { type OriginProcess, startOrigin } from '../functions/origin/process.ts';
-import { type SigningKey, importSigningKey, signatureHeaders } from '../functions/origin/signature.ts';
+import { type SigningKey, importSigningKey, signatureHeaders } from '../src/protocol/signature.ts';
 import { checkTopK, classifierProbabilities, seededLatents } from '../test/fixtures/models/reference.ts';
 import { median } from './lib/timing.ts';
 

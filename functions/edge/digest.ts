@@ -1,5 +1,5 @@
 /**
- * SHA-256, HMAC-SHA256 and hex through WebCrypto: the same in workerd, browsers and Node.
+ * SHA-256 and hex through WebCrypto: the same in workerd, browsers and Node.
  */
 
 const encoder = new TextEncoder();
@@ -13,17 +13,6 @@ const encoder = new TextEncoder();
 export async function sha256(data: Uint8Array | string): Promise<Uint8Array> {
   const bytes = typeof data === 'string' ? encoder.encode(data) : data;
   return new Uint8Array(await crypto.subtle.digest('SHA-256', bytes));
-}
-
-/**
- * HMAC-SHA256 of a string's UTF-8 encoding under a string key.
- *
- * @example
- * hex(await hmacSha256('secret', 'message'))
- */
-export async function hmacSha256(key: string, message: string): Promise<Uint8Array> {
-  const cryptoKey = await crypto.subtle.importKey('raw', encoder.encode(key), { name: 'HMAC', hash: 'SHA-256' }, false, ['sign']);
-  return new Uint8Array(await crypto.subtle.sign('HMAC', cryptoKey, encoder.encode(message)));
 }
 
 /**

@@ -3,10 +3,10 @@
  * with a per-attempt timeout, bounded retries with jittered exponential backoff on network errors,
  * timeouts and 5xx/429, all inside an overall deadline, and a circuit breaker per origin.
  */
+import { type SigningKey, importSigningKey, signatureHeaders } from '../../src/protocol/signature.ts';
 import type { CircuitBreaker } from './breaker.ts';
 import type { EdgeConfig } from './config.ts';
 import { HEADER_LENGTH_HEADER, KserveError, type Tensor, decodeInferResponse, encodeInferRequest } from './kserve.ts';
-import { SIGNATURE_HEADER, TIMESTAMP_HEADER, bodySha256, signature } from './signature.ts';
 
 export type OriginErrorCode =
   | 'ORIGIN_NOT_CONFIGURED'
@@ -65,6 +65,18 @@ export interface InferCall {
 /** Statuses worth another attempt: the origin is overloaded or restarting, or a proxy in front of it is. */
 const RETRYABLE = new Set([429, 500, 502, 503, 504]);
 
+/** HMAC keys by secret, imported once per isolate: importing is a WebCrypto call, signing with a held key is cheap. */
+const signingKeys = new Map<string, Promise<SigningKey>>();
+
+function signingKey(secret: string): Promise<SigningKey> {
+  let key = signingKeys.get(secret);
+  if (!key) {
+    key = importSigningKey(secret);
+    signingKeys.set(secret, key);
+  }
+  return key;
+}
+
 /**
  * Sends one infer request to the origin and returns its outputs by name. Throws `OriginError`.
  *
@@ -79,7 +91,7 @@ export async function infer(call: InferCall, config: EdgeConfig, breaker: Circui
   const url = new URL(`${config.originUrl}/v2/models/${encodeURIComponent(call.modelId)}/infer`);
   const { body, headerLength } = encodeInferRequest(call.requestId, call.inputName, call.shape, call.data, call.outputs);
   const gz = await gzip(body);
-  const bodyHash = await bodySha256(gz);
+  const key = await signingKey(config.originSecret);
   const deadline = deps.now() + config.originDeadlineMs;
   let last = new OriginError('ORIGIN_UNAVAILABLE', 'no attempt was made');
   for (let attempt = 0; attempt < config.originAttempts; attempt++) {
@@ -95,21 +107,14 @@ export async function infer(call: InferCall, config: EdgeConfig, breaker: Circui
     if (wait > 0) {
       throw new OriginError('CIRCUIT_OPEN', 'the circuit breaker of the origin is open', Math.max(1, Math.ceil(wait / 1000)));
     }
-    const timestamp = Math.floor(deps.now() / 1000);
     const headers = {
       'content-type': 'application/octet-stream',
       'content-encoding': 'gzip',
       'accept-encoding': 'gzip',
       [HEADER_LENGTH_HEADER]: String(headerLength),
       'x-request-id': call.requestId,
-      [TIMESTAMP_HEADER]: String(timestamp),
-      [SIGNATURE_HEADER]: await signature({
-        secret: config.originSecret,
-        method: 'POST',
-        pathWithQuery: url.pathname + url.search,
-        timestamp,
-        bodyHash,
-      }),
+      // Signed per attempt: the timestamp must be fresh when the origin checks it.
+      ...(await signatureHeaders(key, 'POST', url, gz, Math.floor(deps.now() / 1000))),
     };
     const outcome = await attemptOnce(url.href, { method: 'POST', headers, body: gz }, Math.min(config.originTimeoutMs, remaining), deps);
     if (outcome instanceof Map) {

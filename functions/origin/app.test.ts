@@ -9,7 +9,7 @@ import { createLogger } from './log.ts';
 import { loadManifest, servedModels } from './manifest.ts';
 import { createOriginMetrics } from './metrics.ts';
 import { ModelRegistry } from './registry.ts';
-import { type SigningKey, importSigningKey, signatureHeaders } from './signature.ts';
+import { type SigningKey, importSigningKey, signatureHeaders } from '../../src/protocol/signature.ts';
 
 const SECRET = 'app-test-secret-0123456789abcdef0123';
 const MANIFEST = fileURLToPath(new URL('../../test/fixtures/models/manifest.json', import.meta.url));

@@ -5,7 +5,7 @@
 import type { MiddlewareHandler } from 'hono';
 import { type OriginEnv, rawBody } from './context.ts';
 import { OriginError } from './errors.ts';
-import { SIGNATURE_HEADER, type SigningKey, TIMESTAMP_HEADER, checkTimestamp, parseSignature, verifyRequest } from './signature.ts';
+import { SIGNATURE_HEADER, type SigningKey, TIMESTAMP_HEADER, checkTimestamp, parseSignature, verifyRequest } from '../../src/protocol/signature.ts';
 
 export interface AuthOptions {
   /** The shared secret's key; undefined only in ORIGIN_INSECURE_DEV mode, which skips the check. */

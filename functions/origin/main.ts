@@ -12,7 +12,7 @@ import { type Logger, createLogger } from './log.ts';
 import { loadManifest, servedModels } from './manifest.ts';
 import { createOriginMetrics } from './metrics.ts';
 import { ModelRegistry } from './registry.ts';
-import { importSigningKey } from './signature.ts';
+import { importSigningKey } from '../../src/protocol/signature.ts';
 
 const VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 

@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Tensor } from '../../functions/origin/datatypes.ts';
 import { encodeInferRequest, parseInferResponse } from '../../functions/origin/kserve-client.ts';
 import { type OriginProcess, OriginExitError, startOrigin } from '../../functions/origin/process.ts';
-import { type SigningKey, importSigningKey, signatureHeaders } from '../../functions/origin/signature.ts';
+import { type SigningKey, importSigningKey, signatureHeaders } from '../../src/protocol/signature.ts';
 import { checkTopK, classifierProbabilities, seededLatents, segmenterMask } from '../fixtures/models/reference.ts';
 
 const FIXTURES = fileURLToPath(new URL('../fixtures/models/', import.meta.url));
