@@ -24,6 +24,9 @@ export default defineConfig({
         test: {
           name: 'unit',
           environment: 'node',
+          // Real ONNX models and real processes on a 2-core machine: a limit against hangs, not a timing assertion.
+          testTimeout: 60_000,
+          hookTimeout: 60_000,
           include: ['src/**/*.test.ts', 'test/unit/**/*.test.ts', 'functions/origin/**/*.test.ts'],
         },
       },
