@@ -1,0 +1,242 @@
+"""Shared helpers of the task scripts: config overrides, seeds, checkpoints, schedule, MAC count.
+
+Nothing here knows about a particular task; ``classify.py`` and ``segment.py`` import it.
+"""
+import dataclasses
+import hashlib
+import json
+import math
+import os
+import subprocess
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+DEFAULT_CACHE = "~/.cache/latentsight"
+DEFAULT_DATA = os.path.join(os.path.dirname(REPO), "shared", "data")
+LICENSE = ("Trained on non-commercial research data (Imagenette under ImageNet terms, CamVid "
+           "under CC BY-NC 4.0); the model inherits those terms: research use only.")
+
+
+# ---------------------------------------------------------------- config overrides (nanoGPT)
+
+def parse_overrides(cfg_cls, argv):
+    """{key: raw string} from ``--key value``, ``--key=value`` or a bare ``--flag`` (booleans).
+
+    Unknown keys are rejected with the list of known ones.
+    """
+    fields = {f.name: f for f in dataclasses.fields(cfg_cls)}
+    out, i = {}, 0
+    while i < len(argv):
+        arg = argv[i]
+        if not arg.startswith("--"):
+            raise SystemExit(f"unexpected argument {arg!r}; overrides are --key value")
+        key, eq, val = arg[2:].partition("=")
+        key = key.replace("-", "_")
+        if key not in fields:
+            raise SystemExit(f"unknown config key {key!r}; known: {', '.join(fields)}")
+        if not eq:
+            nxt = argv[i + 1] if i + 1 < len(argv) else None
+            if fields[key].type in (bool, "bool") and (nxt is None or nxt.startswith("--")):
+                val = "true"
+            elif nxt is None:
+                raise SystemExit(f"--{key} needs a value")
+            else:
+                val, i = nxt, i + 1
+        out[key] = val
+        i += 1
+    return out
+
+
+def apply_overrides(cfg, raw, choices=None):
+    """Sets each raw override on ``cfg`` with the type of its default; ``choices`` limits values."""
+    for key, val in raw.items():
+        typ = type(getattr(cfg, key))
+        if typ is bool:
+            if val.lower() not in ("true", "false", "1", "0"):
+                raise SystemExit(f"--{key} expects true/false, got {val!r}")
+            setattr(cfg, key, val.lower() in ("true", "1"))
+            continue
+        try:
+            setattr(cfg, key, typ(val))
+        except ValueError:
+            raise SystemExit(f"--{key} expects {typ.__name__}, got {val!r}")
+    for key, allowed in (choices or {}).items():
+        if getattr(cfg, key) not in allowed:
+            raise SystemExit(f"--{key} must be one of {', '.join(allowed)}, "
+                             f"got {getattr(cfg, key)!r}")
+    return cfg
+
+
+def resolve_run(cfg_cls, cfg, raw, runtime_keys):
+    """(config, checkpoint or None). Without --resume an existing ckpt.pt is refused; with it the
+    saved config wins, except runtime keys; other changed keys are applied with a warning."""
+    cfg.out_dir = expand(cfg.out_dir or os.path.join(cfg.cache_dir, "tasks", "runs", cfg.run_name))
+    ckpt_path = os.path.join(cfg.out_dir, "ckpt.pt")
+    if not cfg.resume:
+        if os.path.exists(ckpt_path):
+            raise SystemExit(f"{ckpt_path} exists: pass --resume, or another --run_name")
+        return cfg, None
+    ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+    saved = cfg_cls(**ckpt["config"])
+    for k in raw:
+        if k in runtime_keys:
+            setattr(saved, k, getattr(cfg, k))
+        elif k != "run_name" and getattr(saved, k) != getattr(cfg, k):
+            print(f"warning: --resume with changed {k}: {getattr(saved, k)!r} -> "
+                  f"{getattr(cfg, k)!r}", flush=True)
+            setattr(saved, k, getattr(cfg, k))
+    saved.resume = True
+    return saved, ckpt
+
+
+def pick_device(name):
+    return torch.device("cuda" if name == "cuda" or (name == "auto" and torch.cuda.is_available())
+                        else "cpu")
+
+
+def autocast(device, amp):
+    """bf16 autocast on CUDA when ``amp``; a no-op on CPU."""
+    return torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp and device.type == "cuda")
+
+
+def codec_meta(cache_dir, codec_id):
+    """The codec fingerprint that latents.py wrote beside the arrays."""
+    path = os.path.join(expand(cache_dir), "tasks", codec_id, "meta.json")
+    with open(path) as f:
+        return json.load(f).get("codec")
+
+
+def channel_scale(x_train, n=1000):
+    """1/std per latent channel over (up to) n train images; 1 for (nearly) constant channels."""
+    sample = np.asarray(x_train[:n], dtype=np.float32)
+    std = sample.std(axis=(0, 2, 3))
+    scale = np.where(std > 0.05, 1.0 / np.maximum(std, 0.05), 1.0)
+    return torch.from_numpy(scale.astype(np.float32))
+
+
+def int_list(text):
+    """'64,128,256' -> [64, 128, 256] (config fields stay strings, so overrides stay simple)."""
+    try:
+        return [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise SystemExit(f"expected comma-separated integers, got {text!r}")
+
+
+# ---------------------------------------------------------------- run bookkeeping
+
+def seed_everything(seed):
+    import random
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def git_commit():
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=HERE, capture_output=True,
+                             text=True, timeout=10)
+        return out.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def code_snapshot():
+    """Source of this package: a run may start before its code is committed."""
+    return {n: open(os.path.join(HERE, n)).read()
+            for n in sorted(os.listdir(HERE)) if n.endswith(".py")}
+
+
+def save_atomic(obj, path):
+    tmp = path + ".tmp"
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def sha256_file(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def expand(path):
+    return os.path.abspath(os.path.expanduser(path))
+
+
+def log_line(fh, rec):
+    """One JSON line to stdout and to the run's log."""
+    line = json.dumps(rec)
+    print(line, flush=True)
+    if fh is not None:
+        fh.write(line + "\n")
+        fh.flush()
+
+
+def lr_at(step, total, peak, warmup, min_lr=0.0):
+    """Linear warmup over ``warmup`` steps, then cosine from ``peak`` to ``min_lr`` at ``total``."""
+    if step < warmup:
+        return peak * (step + 1) / warmup
+    t = min(1.0, (step - warmup) / max(1, total - warmup))
+    return min_lr + 0.5 * (peak - min_lr) * (1 + math.cos(math.pi * t))
+
+
+def make_optimizer(model, name, lr, weight_decay, momentum=0.9):
+    """SGD (Nesterov) or AdamW; no weight decay on BatchNorm parameters and biases."""
+    decay, no_decay = [], []
+    for p in model.parameters():
+        if p.requires_grad:
+            (no_decay if p.ndim <= 1 else decay).append(p)
+    groups = [{"params": decay, "weight_decay": weight_decay},
+              {"params": no_decay, "weight_decay": 0.0}]
+    if name == "sgd":
+        return torch.optim.SGD(groups, lr=lr, momentum=momentum, nesterov=True)
+    return torch.optim.AdamW(groups, lr=lr)
+
+
+# ---------------------------------------------------------------- MACs and parameters
+
+def count_macs(model, *inputs):
+    """Multiply-accumulates of one forward pass per item of the batch, from hooks on
+    Conv2d / ConvTranspose2d / Linear (the layers that dominate; BN, ReLU, pooling and
+    interpolation are not counted, as usual). Returns (macs, params).
+    """
+    total = [0]
+
+    def conv_hook(m, inp, out):
+        k = m.kernel_size[0] * m.kernel_size[1] * (m.in_channels // m.groups)
+        total[0] += out[0].numel() * k            # out[0]: one item of the batch
+
+    def tconv_hook(m, inp, out):
+        k = m.kernel_size[0] * m.kernel_size[1] * (m.out_channels // m.groups)
+        total[0] += inp[0][0].numel() * k         # every input value is scattered to k outputs
+
+    def linear_hook(m, inp, out):
+        total[0] += out[0].numel() * m.in_features
+
+    hooks = []
+    for mod in model.modules():
+        if isinstance(mod, nn.Conv2d):
+            hooks.append(mod.register_forward_hook(conv_hook))
+        elif isinstance(mod, nn.ConvTranspose2d):
+            hooks.append(mod.register_forward_hook(tconv_hook))
+        elif isinstance(mod, nn.Linear):
+            hooks.append(mod.register_forward_hook(linear_hook))
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        model(*inputs)
+    model.train(was_training)
+    for h in hooks:
+        h.remove()
+    params = sum(p.numel() for p in model.parameters())
+    return total[0], params
+
+
+def fmt_macs(macs):
+    return f"{macs / 1e6:.1f} M" if macs < 1e9 else f"{macs / 1e9:.2f} G"
+

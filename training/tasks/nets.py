@@ -1,0 +1,204 @@
+"""Task networks: classifiers (latent cResNet, RGB ResNet, cheap-stem RGB) and segmenters.
+
+Every classifier is ``stem -> Trunk``: the trunk (BasicBlock stages at 28, 14 and 7, global pool,
+FC) is the same module for every input kind, so the comparison isolates what reaching 28 x 28
+costs. Every segmenter is ``stem -> SegHead``: the stem brings its input to 64 channels at 1/8
+of the image side (latents already are), the head is shared. Inputs:
+
+- latents: int16 [B,64,h,w] (cast to float and multiplied by a fixed per-channel constant).
+- images: float32 [B,3,H,W] in [0,1] (normalised inside the network).
+
+Widths and depths come from the config strings of ``classify.py`` / ``segment.py`` and are
+saved in each checkpoint (``arch``) so that ``export.py`` rebuilds the same network.
+"""
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def conv_bn(cin, cout, k=3, stride=1, dilation=1, groups=1, relu=True):
+    layers = [nn.Conv2d(cin, cout, k, stride, padding=dilation * (k - 1) // 2,
+                        dilation=dilation, groups=groups, bias=False), nn.BatchNorm2d(cout)]
+    return nn.Sequential(*layers, nn.ReLU(inplace=True)) if relu else nn.Sequential(*layers)
+
+
+class BasicBlock(nn.Module):
+    """ResNet basic block: two 3x3 convs with BN, identity or 1x1 projection shortcut."""
+
+    def __init__(self, cin, cout, stride=1, dilation=1):
+        super().__init__()
+        self.conv1 = conv_bn(cin, cout, 3, stride, dilation)
+        self.conv2 = conv_bn(cout, cout, 3, 1, dilation, relu=False)
+        self.short = (nn.Identity() if stride == 1 and cin == cout
+                      else conv_bn(cin, cout, 1, stride, relu=False))
+        nn.init.zeros_(self.conv2[1].weight)      # zero-init residual: starts as identity
+
+    def forward(self, x):
+        return F.relu(self.conv2(self.conv1(x)) + self.short(x))
+
+
+def stage(cin, cout, blocks, stride):
+    return nn.Sequential(BasicBlock(cin, cout, stride),
+                         *[BasicBlock(cout, cout) for _ in range(blocks - 1)])
+
+
+class LatentInput(nn.Module):
+    """int16 latents -> float, times a fixed per-channel constant (1/std over the train split)."""
+
+    def __init__(self, channels):
+        super().__init__()
+        self.register_buffer("scale", torch.ones(channels))
+
+    def forward(self, y):
+        return y.float() * self.scale.view(1, -1, 1, 1)
+
+
+class ImageInput(nn.Module):
+    """[0,1] RGB -> ImageNet-normalised."""
+
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
+
+    def forward(self, x):
+        return (x - self.mean) / self.std
+
+
+# ---------------------------------------------------------------- classifiers
+
+class Trunk(nn.Module):
+    """Stages at 28, 14, 7 (strides 1, 2, 2), global average pool, FC."""
+
+    def __init__(self, widths, blocks, classes):
+        super().__init__()
+        chans = [widths[0]] + list(widths)
+        self.stages = nn.Sequential(*[stage(chans[i], chans[i + 1], blocks[i], 1 if i == 0 else 2)
+                                      for i in range(len(widths))])
+        self.fc = nn.Linear(widths[-1], classes)
+
+    def forward(self, x):
+        return self.fc(torch.flatten(F.adaptive_avg_pool2d(self.stages(x), 1), 1))
+
+
+def latent_stem(arch):
+    """cResNet: no stem, no high-resolution stages; one conv maps the latents to the trunk width."""
+    return nn.Sequential(LatentInput(arch["latent_channels"]),
+                         conv_bn(arch["latent_channels"], arch["widths"][0], arch["latent_kernel"]))
+
+
+def rgb_stem(arch):
+    """ResNet stem (7x7/2 conv, 3x3/2 max pool: 224 -> 56), a stage at 56, stride-2 block -> 28."""
+    c = arch["rgb_width"]
+    return nn.Sequential(ImageInput(), conv_bn(3, c, 7, 2), nn.MaxPool2d(3, 2, 1),
+                         stage(c, c, arch["rgb_blocks"], 1),
+                         BasicBlock(c, arch["widths"][0], 2))
+
+
+def cheap_rgb_stem(arch):
+    """4x4 stride-4 patchify (224 -> 56) and a 3x3 stride-2 conv (-> 28): about the latent MACs."""
+    c = arch["cheap_width"]
+    return nn.Sequential(ImageInput(), conv_bn(3, c, 4, 4), conv_bn(c, arch["widths"][0], 3, 2))
+
+
+class Classifier(nn.Module):
+    def __init__(self, arch):
+        super().__init__()
+        stems = {"latent": latent_stem, "rgb": rgb_stem, "decoded": rgb_stem,
+                 "rgb-cheap": cheap_rgb_stem}
+        self.stem = stems[arch["input"]](arch)
+        self.trunk = Trunk(arch["widths"], arch["blocks"], arch["classes"])
+
+    def forward(self, x):
+        return self.trunk(self.stem(x))
+
+
+# ---------------------------------------------------------------- segmenters
+
+class ASPPLite(nn.Module):
+    """Parallel 1x1, two dilated 3x3 and an image-pooling branch, concatenated, 1x1 back to c."""
+
+    def __init__(self, c, dilations=(3, 6)):
+        super().__init__()
+        b = c // 2
+        self.branches = nn.ModuleList([conv_bn(c, b, 1)] +
+                                      [conv_bn(c, b, 3, dilation=d) for d in dilations])
+        self.pool = nn.Sequential(nn.Conv2d(c, b, 1), nn.ReLU(inplace=True))  # no BN on 1x1 maps
+        self.project = conv_bn(b * (len(dilations) + 2), c, 1)
+
+    def forward(self, x):
+        outs = [br(x) for br in self.branches]
+        pooled = self.pool(F.adaptive_avg_pool2d(x, 1))
+        outs.append(pooled.expand(-1, -1, x.shape[2], x.shape[3]))
+        return self.project(torch.cat(outs, 1))
+
+
+class UpStage(nn.Module):
+    """x2 bilinear upsampling and a separable 3x3 refinement (depthwise + pointwise), no skips."""
+
+    def __init__(self, cin, cout):
+        super().__init__()
+        self.dw = conv_bn(cin, cin, 3, groups=cin)
+        self.pw = conv_bn(cin, cout, 1)
+
+    def forward(self, x):
+        x = F.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=False)
+        return self.pw(self.dw(x))
+
+
+class SegHead(nn.Module):
+    """At 1/8: a 3x3 conv to ``width``, BasicBlocks (dilation 1, 2, ...), ASPP-lite; then one
+    x2 upsampling stage per entry of ``up`` (its channels), a 1x1 classifier, and bilinear
+    upsampling of the logits for the rest of the way to full resolution (with two stages: x2 from
+    1/2, where refining 11-class logits costs far less than refining features)."""
+
+    def __init__(self, cin, width, blocks, up, classes):
+        super().__init__()
+        if len(up) > 3:
+            raise ValueError("at most three x2 stages from 1/8")
+        self.inp = conv_bn(cin, width, 3)
+        self.blocks = nn.Sequential(*[BasicBlock(width, width, dilation=1 + i)
+                                      for i in range(blocks)])
+        self.aspp = ASPPLite(width)
+        chans = [width] + list(up)
+        self.up = nn.Sequential(*[UpStage(chans[i], chans[i + 1]) for i in range(len(up))])
+        self.cls = nn.Conv2d(chans[-1], classes, 1)
+        self.rest = 2 ** (3 - len(up))
+
+    def forward(self, x):
+        logits = self.cls(self.up(self.aspp(self.blocks(self.inp(x)))))
+        if self.rest == 1:
+            return logits
+        return F.interpolate(logits, scale_factor=float(self.rest), mode="bilinear",
+                             align_corners=False)
+
+
+def seg_rgb_stem(arch):
+    """Three 3x3 stride-2 convs: RGB -> 64 channels at 1/8, the latents' shape."""
+    chans = [3] + list(arch["stem_widths"])
+    return nn.Sequential(ImageInput(), *[conv_bn(chans[i], chans[i + 1], 3, 2)
+                                         for i in range(len(chans) - 1)])
+
+
+class Segmenter(nn.Module):
+    def __init__(self, arch):
+        super().__init__()
+        if arch["input"] == "latent":
+            self.stem, cin = LatentInput(arch["latent_channels"]), arch["latent_channels"]
+        else:
+            self.stem, cin = seg_rgb_stem(arch), arch["stem_widths"][-1]
+        self.head = SegHead(cin, arch["width"], arch["blocks"], arch["up"], arch["classes"])
+
+    def forward(self, x):
+        return self.head(self.stem(x))
+
+
+def latent_input(model):
+    """The LatentInput of a network, or None for an RGB network."""
+    for m in model.modules():
+        if isinstance(m, LatentInput):
+            return m
+    return None

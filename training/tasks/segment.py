@@ -1,0 +1,281 @@
+"""Train a CamVid segmenter on latents, decoded RGB (same bitstreams) or original RGB.
+
+    python3 training/tasks/segment.py --input latent --codec_id ls-f8-q2
+    python3 training/tasks/segment.py --input decoded --codec_id ls-f8-q2
+    python3 training/tasks/segment.py --input rgb
+    python3 training/tasks/segment.py --input latent --resume
+
+Needs the arrays of ``latents.py``. The head (1/8-scale convs, ASPP-lite, x2 upsampling stages
+to 1/2, logits bilinearly to full size) is shared; RGB inputs get a stem of three stride-2
+convs to the latents' shape (64 channels at 1/8). Training: random crops of ``crop`` latent
+pixels (8 x ``crop`` image pixels, at 8-aligned offsets, so every input sees the same crops)
+and random flips (latents: the precomputed latents of the flipped image), cross-entropy
+ignoring void (11), optional median-frequency class weights. Evaluation on val at full
+resolution (480 x 360): mIoU over the 11 classes, pixel accuracy and per-class IoU, void
+ignored; val selects ``best.pt`` only.
+"""
+import dataclasses
+import json
+import os
+import signal
+import sys
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import (DEFAULT_CACHE, apply_overrides, autocast, channel_scale,  # noqa: E402
+                    code_snapshot, codec_meta, count_macs, expand, fmt_macs, git_commit,
+                    int_list, log_line, lr_at, make_optimizer, parse_overrides, pick_device,
+                    resolve_run, save_atomic, seed_everything)
+from nets import Segmenter, latent_input  # noqa: E402
+
+INPUTS = ("latent", "rgb", "decoded")
+STRIDE = 8
+CLASSES = 11
+VOID = 11
+HEIGHT = 360                           # CamVid rows; arrays are padded to 368
+
+
+@dataclass
+class Config:
+    input: str = "latent"               # latent | rgb | decoded
+    codec_id: str = "ls-f8-q2"
+    cache_dir: str = DEFAULT_CACHE
+    run_name: str = ""                  # default: seg-<input>[-<codec_id>]
+    out_dir: str = ""
+    # model: the head is shared by every input
+    width: int = 128                    # channels at 1/8
+    blocks: int = 2                     # BasicBlocks at 1/8 (dilations 1, 2, ...)
+    up: str = "64,32"                   # channels of the x2 refinement stages (1/8 -> 1/2); the
+                                        # logits are then upsampled bilinearly to full resolution
+    stem_widths: str = "32,64,64"       # rgb / decoded: three 3x3 stride-2 convs
+    latent_scale: bool = True
+    # recipe (identical for every input)
+    steps: int = 4000
+    batch_size: int = 8
+    crop: int = 32                      # latent pixels (x8 image pixels)
+    optimizer: str = "adamw"
+    lr: float = 2e-3
+    min_lr: float = 1e-5
+    weight_decay: float = 1e-4
+    warmup_steps: int = 200
+    class_weight: str = "median-freq"   # none | median-freq (SegNet's balancing)
+    flip: bool = True
+    seed: int = 1337
+    # runtime
+    eval_interval: int = 500
+    val_limit: int = 0
+    num_threads: int = 1
+    device: str = "auto"
+    amp: bool = True
+    log_interval: int = 20
+    ckpt_interval_s: float = 300.0
+    resume: bool = False
+
+
+RUNTIME_KEYS = {"cache_dir", "out_dir", "num_threads", "device", "amp", "log_interval",
+                "ckpt_interval_s", "resume", "eval_interval", "val_limit"}
+CHOICES = {"input": INPUTS, "optimizer": ("sgd", "adamw"), "device": ("auto", "cpu", "cuda"),
+           "class_weight": ("none", "median-freq")}
+
+
+def arch_of(cfg):
+    return {"task": "segment", "input": cfg.input, "classes": CLASSES, "latent_channels": 64,
+            "width": cfg.width, "blocks": cfg.blocks, "up": int_list(cfg.up),
+            "stem_widths": int_list(cfg.stem_widths)}
+
+
+def load_split(cfg, split):
+    """(inputs, flipped latents or None, masks), memory-mapped."""
+    tasks = os.path.join(expand(cfg.cache_dir), "tasks")
+    masks = np.load(os.path.join(tasks, "source", f"camvid-{split}.masks.npy"), mmap_mode="r")
+    flipped = None
+    if cfg.input == "latent":
+        d = os.path.join(tasks, cfg.codec_id)
+        x = np.load(os.path.join(d, f"camvid-{split}.latents.npy"), mmap_mode="r")
+        if split == "train":
+            flipped = np.load(os.path.join(d, "camvid-train-flip.latents.npy"), mmap_mode="r")
+    elif cfg.input == "decoded":
+        x = np.load(os.path.join(tasks, cfg.codec_id, f"camvid-{split}.decoded.npy"), mmap_mode="r")
+    else:
+        x = np.load(os.path.join(tasks, "source", f"camvid-{split}.rgb.npy"), mmap_mode="r")
+    if len(x) != len(masks):
+        raise SystemExit(f"{split}: {len(x)} inputs but {len(masks)} masks; rerun latents.py")
+    return x, flipped, masks
+
+
+def to_tensor(arr):
+    t = torch.from_numpy(np.array(arr))             # a copy: memory-mapped slices are read-only
+    return t if t.dtype == torch.int16 else t.permute(0, 3, 1, 2).float().div_(255.0)
+
+
+def batch_at(step, cfg, train):
+    """Crops and flips of ``step``, drawn from (seed, step) only (exact resume)."""
+    x_all, x_flip, masks = train
+    rng = np.random.default_rng((cfg.seed, step))
+    idx = rng.integers(0, len(masks), cfg.batch_size)
+    flips = rng.random(cfg.batch_size) < 0.5 if cfg.flip else np.zeros(cfg.batch_size, bool)
+    latent = cfg.input == "latent"
+    h, w = (x_all.shape[2:] if latent else (x_all.shape[1] // STRIDE, x_all.shape[2] // STRIDE))
+    c = cfg.crop
+    xs, ms = [], []
+    for i, flip in zip(idx, flips):
+        oy, ox = rng.integers(0, h - c + 1), rng.integers(0, w - c + 1)
+        m = masks[i][:, ::-1] if flip else masks[i]
+        ms.append(m[oy * STRIDE:(oy + c) * STRIDE, ox * STRIDE:(ox + c) * STRIDE])
+        if latent:
+            src = x_flip[i] if flip else x_all[i]
+            xs.append(src[:, oy:oy + c, ox:ox + c])
+        else:
+            src = x_all[i][:, ::-1] if flip else x_all[i]
+            xs.append(src[oy * STRIDE:(oy + c) * STRIDE, ox * STRIDE:(ox + c) * STRIDE])
+    return to_tensor(np.stack(xs)), torch.from_numpy(np.stack(ms).astype(np.int64))
+
+
+def class_weights(masks, kind):
+    """Median-frequency balancing (Eigen & Fergus; SegNet): w_c = median(f) / f_c, where f_c is
+    the pixel frequency of class c among labelled pixels."""
+    if kind == "none":
+        return None
+    counts = np.zeros(CLASSES + 1, np.int64)
+    for m in masks:
+        counts += np.bincount(np.asarray(m).ravel(), minlength=CLASSES + 1)[:CLASSES + 1]
+    freq = counts[:CLASSES] / max(1, counts[:CLASSES].sum())
+    freq = np.maximum(freq, 1e-6)
+    return torch.tensor(np.median(freq) / freq, dtype=torch.float32)
+
+
+def scores(conf):
+    """mIoU, pixel accuracy and per-class IoU from an 11 x 11 confusion matrix (rows = truth)."""
+    tp = np.diag(conf).astype(np.float64)
+    union = conf.sum(0) + conf.sum(1) - tp
+    iou = np.where(union > 0, tp / np.maximum(union, 1), np.nan)
+    return {"miou": float(np.nanmean(iou)), "pixel_accuracy": float(tp.sum() / max(1, conf.sum())),
+            "per_class_iou": [None if np.isnan(v) else float(v) for v in iou]}
+
+
+@torch.no_grad()
+def evaluate(model, val, cfg, device):
+    """Full-resolution val: padded 368-row input, prediction cropped back to 360 rows."""
+    x_all, _, masks = val
+    n = min(len(masks), cfg.val_limit) if cfg.val_limit else len(masks)
+    model.eval()
+    conf = np.zeros((CLASSES, CLASSES), np.int64)
+    for s in range(0, n, 4):
+        x = to_tensor(x_all[s:min(n, s + 4)]).to(device)
+        with autocast(device, cfg.amp):
+            pred = model(x).argmax(1)[:, :HEIGHT].cpu().numpy().ravel()
+        truth = np.asarray(masks[s:min(n, s + 4), :HEIGHT]).ravel()
+        keep = truth != VOID
+        conf += np.bincount(truth[keep].astype(np.int64) * CLASSES + pred[keep],
+                            minlength=CLASSES * CLASSES).reshape(CLASSES, CLASSES)
+    model.train()
+    return {**{f"val_{k}": v for k, v in scores(conf).items()}, "val_n": n}
+
+
+def default_run_name(cfg):
+    return "seg-rgb" if cfg.input == "rgb" else f"seg-{cfg.input}-{cfg.codec_id}"
+
+
+def main():
+    raw = parse_overrides(Config, sys.argv[1:])
+    cfg = apply_overrides(Config(), raw, CHOICES)
+    cfg.run_name = cfg.run_name or default_run_name(cfg)
+    cfg, ckpt = resolve_run(Config, cfg, raw, RUNTIME_KEYS)
+    os.makedirs(cfg.out_dir, exist_ok=True)
+    print(json.dumps(dataclasses.asdict(cfg)), flush=True)
+    torch.set_num_threads(cfg.num_threads)
+    seed_everything(cfg.seed)
+    device = pick_device(cfg.device)
+
+    train, val = load_split(cfg, "train"), load_split(cfg, "val")
+    arch = arch_of(cfg)
+    model = Segmenter(arch)
+    if cfg.input == "latent" and cfg.latent_scale:
+        latent_input(model).scale.copy_(channel_scale(train[0], 400))
+    example = to_tensor(val[0][:1])
+    macs, params = count_macs(model, example)
+    print(f"{cfg.input}: {fmt_macs(macs)} MACs at {tuple(example.shape[2:])} "
+          f"({'latents' if cfg.input == 'latent' else 'pixels'}), {params / 1e6:.2f} M parameters; "
+          f"train {len(train[2])}, val {len(val[2])}", flush=True)
+    weights = class_weights(train[2], cfg.class_weight)
+    model.to(device)
+    opt = make_optimizer(model, cfg.optimizer, cfg.lr, cfg.weight_decay)
+    step, best, history = 0, {"val_miou": -1.0}, []
+    if ckpt is not None:
+        model.load_state_dict(ckpt["model"])
+        opt.load_state_dict(ckpt["optimizer"])
+        step, best, history = ckpt["step"], ckpt["best"], ckpt["history"]
+        print(f"resumed at step {step}", flush=True)
+    codec = codec_meta(cfg.cache_dir, cfg.codec_id) if cfg.input in ("latent", "decoded") else None
+    if ckpt is not None and ckpt.get("codec") != codec:
+        raise SystemExit(f"the cached latents are of another codec than this run's ({codec} vs "
+                         f"{ckpt.get('codec')}): start a new run")
+    meta = {"arch": arch, "macs": macs, "macs_input_shape": list(example.shape[1:]),
+            "params": params, "codec": codec, "git_commit": git_commit(),
+            "code": code_snapshot(), "task": "segment"}
+
+    def checkpoint(path, resumable=True):
+        """ckpt.pt resumes (optimizer included); best.pt holds weights only (~12 MB, exportable)."""
+        state = {"optimizer": opt.state_dict()} if resumable else {}
+        save_atomic({"model": model.state_dict(), **state, "step": step, "best": best,
+                     "history": history, "config": dataclasses.asdict(cfg), **meta}, path)
+
+    log = open(os.path.join(cfg.out_dir, "train.log.jsonl"), "a")
+    w = weights.to(device) if weights is not None else None
+    acc = np.zeros(2)
+    t_log = t_ckpt = time.time()
+    stop = []
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.append(1))
+    model.train()
+    while step < cfg.steps and not stop:
+        lr = lr_at(step, cfg.steps, cfg.lr, min(cfg.warmup_steps, cfg.steps // 5), cfg.min_lr)
+        for g in opt.param_groups:
+            g["lr"] = lr
+        x, y = batch_at(step, cfg, train)
+        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        with autocast(device, cfg.amp):
+            logits = model(x).float()
+        loss = F.cross_entropy(logits, y, weight=w, ignore_index=VOID)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        step += 1
+        acc += [loss.item(), 1]
+        if step % cfg.log_interval == 0 or step == cfg.steps:
+            now = time.time()
+            log_line(log, {"step": step, "loss": acc[0] / acc[1], "lr": lr,
+                           "s_per_step": (now - t_log) / acc[1]})
+            acc, t_log = np.zeros(2), now
+        if step % cfg.eval_interval == 0 or step == cfg.steps:
+            t0 = time.time()
+            rec = {"step": step, **evaluate(model, val, cfg, device)}
+            rec["eval_s"] = time.time() - t0
+            history.append(rec)
+            log_line(log, rec)
+            if rec["val_miou"] > best["val_miou"]:
+                best = rec
+                checkpoint(os.path.join(cfg.out_dir, "best.pt"), resumable=False)
+            t_log += time.time() - t0
+        if time.time() - t_ckpt >= cfg.ckpt_interval_s or step == cfg.steps:
+            checkpoint(os.path.join(cfg.out_dir, "ckpt.pt"))
+            t_ckpt = time.time()
+    if stop:
+        checkpoint(os.path.join(cfg.out_dir, "ckpt.pt"))
+        print(f"stopped by signal at step {step}; checkpoint saved; continue with --resume",
+              flush=True)
+        return
+    result = {"run_name": cfg.run_name, "input": cfg.input, "codec_id": cfg.codec_id,
+              "macs": macs, "params": params, "steps": step, "best": best}
+    with open(os.path.join(cfg.out_dir, "result.json"), "w") as f:
+        json.dump(result, f, indent=1)
+    print(json.dumps(result), flush=True)
+
+
+if __name__ == "__main__":
+    main()

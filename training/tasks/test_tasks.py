@@ -1,0 +1,185 @@
+"""Unit tests of the task scripts (no data folder, no cache): python3 -m pytest training/tasks -q"""
+import argparse
+import os
+import sys
+
+import numpy as np
+import pytest
+import torch
+import torch.nn as nn
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import classify  # noqa: E402
+import export  # noqa: E402
+import pack  # noqa: E402
+import segment  # noqa: E402
+from common import apply_overrides, count_macs, parse_overrides  # noqa: E402
+from nets import Classifier, Segmenter  # noqa: E402
+
+torch.set_num_threads(1)
+
+
+def classifier(inp):
+    return Classifier(classify.arch_of(classify.Config(input=inp), 10)).eval()
+
+
+def segmenter(inp):
+    return Segmenter(segment.arch_of(segment.Config(input=inp))).eval()
+
+
+def test_mac_counter_counts_convs_transposed_convs_and_linear_layers_by_hand():
+    net = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ConvTranspose2d(8, 4, 2, stride=2),
+                        nn.Flatten(), nn.Linear(4 * 16 * 16, 10))
+    macs, params = count_macs(net, torch.zeros(2, 3, 8, 8))
+    assert macs == 8 * 8 * 8 * 3 * 9 + 8 * 8 * 8 * 4 * 4 + 1024 * 10
+    assert params == sum(p.numel() for p in net.parameters())
+
+
+def test_latent_classifier_needs_at_most_half_the_rgb_macs_and_cheap_rgb_matches_it():
+    latent = count_macs(classifier("latent"), torch.zeros(1, 64, 28, 28, dtype=torch.int16))[0]
+    rgb = count_macs(classifier("rgb"), torch.zeros(1, 3, 224, 224))[0]
+    cheap = count_macs(classifier("rgb-cheap"), torch.zeros(1, 3, 224, 224))[0]
+    assert latent <= 0.5 * rgb
+    assert abs(cheap - latent) < 0.1 * latent
+
+
+def test_every_classifier_shares_the_same_trunk():
+    shapes = [[p.shape for p in classifier(i).trunk.parameters()] for i in ("latent", "rgb", "rgb-cheap")]
+    assert shapes[0] == shapes[1] == shapes[2]
+
+
+def test_segmenters_predict_at_eight_times_the_latent_size():
+    out = segmenter("latent")(torch.zeros(1, 64, 6, 7, dtype=torch.int16))
+    assert out.shape == (1, 11, 48, 56)
+    assert segmenter("rgb")(torch.rand(1, 3, 48, 56)).shape == (1, 11, 48, 56)
+
+
+def test_overrides_reject_unknown_keys_and_bad_values():
+    with pytest.raises(SystemExit):
+        parse_overrides(classify.Config, ["--no_such_key", "1"])
+    with pytest.raises(SystemExit):
+        apply_overrides(classify.Config(), {"epochs": "many"})
+    with pytest.raises(SystemExit):
+        apply_overrides(classify.Config(), {"input": "jpeg"}, classify.CHOICES)
+    cfg = apply_overrides(classify.Config(), parse_overrides(classify.Config, ["--lr=0.5", "--flip", "false"]))
+    assert cfg.lr == 0.5 and cfg.flip is False
+
+
+def test_a_step_draws_the_same_batch_every_time_so_resume_is_exact():
+    cfg = classify.Config(input="latent", batch_size=4)
+    rng = np.random.default_rng(0)
+    x = rng.integers(-3, 4, (10, 64, 28, 28)).astype(np.int16)
+    train = (x, -x, np.arange(10, dtype=np.uint8))
+    a, b = classify.batch_at(7, cfg, train, 2), classify.batch_at(7, cfg, train, 2)
+    assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+    assert not torch.equal(a[0], classify.batch_at(6, cfg, train, 2)[0])
+
+
+def test_segmentation_crops_of_latents_and_masks_stay_aligned():
+    cfg = segment.Config(input="latent", batch_size=3, crop=2)
+    lat = np.arange(2 * 64 * 4 * 5, dtype=np.int16).reshape(2, 64, 4, 5)
+    masks = np.kron(lat[:, 0] % 11, np.ones((8, 8), np.int16)).astype(np.uint8)  # each latent pixel -> 8x8
+    flipped = lat[:, :, :, ::-1].copy()
+    x, y = segment.batch_at(3, cfg, (lat, flipped, masks))
+    assert torch.equal((x[:, 0].long() % 11).repeat_interleave(8, 1).repeat_interleave(8, 2), y)
+
+
+def test_miou_ignores_absent_classes_and_counts_pixel_accuracy():
+    conf = np.zeros((11, 11), np.int64)
+    conf[0, 0], conf[0, 1], conf[1, 1] = 3, 1, 4
+    s = segment.scores(conf)
+    assert s["per_class_iou"][0] == pytest.approx(3 / 4) and s["per_class_iou"][1] == pytest.approx(4 / 5)
+    assert s["miou"] == pytest.approx((3 / 4 + 4 / 5) / 2)
+    assert s["pixel_accuracy"] == pytest.approx(7 / 8)
+
+
+@pytest.mark.parametrize("task,inp", [("classify", "latent"), ("classify", "rgb-cheap"),
+                                      ("segment", "latent"), ("segment", "rgb")])
+def test_exported_graphs_follow_the_contract_and_match_torch(task, inp):
+    net = classifier(inp) if task == "classify" else segmenter(inp)
+    arch = (classify.arch_of(classify.Config(input=inp), 10) if task == "classify"
+            else segment.arch_of(segment.Config(input=inp)))
+    wrapper, example, in_spec, out_specs, dynamic, _ = export.graph_spec(arch)
+    graph = wrapper(net).eval()
+    proto = export.to_onnx(graph, example, in_spec, out_specs, dynamic)
+    rng = np.random.default_rng(0)
+    shape = [3] + [d if isinstance(d, int) else 0 for d in in_spec["dims"][1:]]
+    if inp == "latent":
+        shape[2:] = [28, 28] if task == "classify" else [6, 7]
+        x = rng.integers(-4, 5, shape).astype(np.int16)
+    else:
+        shape[2:] = [224, 224] if task == "classify" else [48, 56]
+        x = rng.random(shape, dtype=np.float32)
+    report = export.check(graph, proto, arch, x)            # raises on disagreement
+    assert set(report) == {"batch_3", "batch_1"}
+    got = export.session(proto).run(None, {in_spec["name"]: x})
+    if task == "classify":
+        assert got[0].shape == (3, 5) and got[1].dtype == np.int64
+        assert np.all(np.diff(got[0], axis=1) <= 0)
+    else:
+        assert got[0].dtype == np.uint8 and got[0].shape == (3, shape[2] * (8 if inp == "latent" else 1),
+                                                              shape[3] * (8 if inp == "latent" else 1))
+    assert export.onnx_macs(proto, [1] + list(example.shape[1:])) == count_macs(net, example[:1])[0]
+
+
+def pack_args(tmp_path, **kw):
+    base = dict(codec_id="c1", cache_dir=str(tmp_path / "cache"), parts="", files="",
+                data=str(tmp_path / "data"), out=str(tmp_path / "out"), max_mb=1.0, limit=0, unpack=None)
+    return argparse.Namespace(**{**base, **kw})
+
+
+def test_pack_round_trip_restores_int16_latents_and_refuses_corruption(tmp_path):
+    cache = tmp_path / "cache" / "tasks"
+    (cache / "source").mkdir(parents=True)
+    (cache / "c1").mkdir()
+    lat = np.random.default_rng(0).integers(-5, 6, (6, 64, 4, 4)).astype(np.int16)
+    for name in ("imagenette-train", "imagenette-train-flip", "imagenette-val"):
+        np.save(cache / "c1" / f"{name}.latents.npy", lat)
+    for split in ("train", "val"):
+        np.save(cache / "source" / f"imagenette-{split}.labels.npy", np.arange(6, dtype=np.uint8))
+    pack.pack(pack_args(tmp_path, parts="imagenette-latent"))
+    back_args = pack_args(tmp_path, unpack=str(tmp_path / "out" / "c1"), cache_dir=str(tmp_path / "back"))
+    pack.unpack(back_args)
+    back = np.load(tmp_path / "back" / "tasks" / "c1" / "imagenette-train.latents.npy")
+    assert back.dtype == np.int16 and np.array_equal(back, lat)
+    with open(tmp_path / "out" / "c1" / "pack-1.bin", "r+b") as f:
+        f.seek(200)
+        f.write(b"\0" * 64)
+    with pytest.raises(Exception):
+        pack.unpack(back_args)
+
+
+def test_pack_splits_data_folders_into_tars_under_the_size_limit_and_restores_them(tmp_path):
+    rng = np.random.default_rng(0)
+    for i in range(5):
+        p = tmp_path / "data" / "imagenette" / "train" / "n1" / f"{i}.JPEG"
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(rng.bytes(300_000))
+    pack.pack(pack_args(tmp_path, files="imagenette", max_mb=0.7))
+    tars = sorted((tmp_path / "out" / "c1").glob("files-*.tar"))
+    assert len(tars) == 3 and all(t.stat().st_size <= 0.7 * 2 ** 20 for t in tars)
+    pack.unpack(pack_args(tmp_path, unpack=str(tmp_path / "out" / "c1"), data=str(tmp_path / "restored")))
+    for i in range(5):
+        rel = f"imagenette/train/n1/{i}.JPEG"
+        assert (tmp_path / "restored" / rel).read_bytes() == (tmp_path / "data" / rel).read_bytes()
+
+
+def test_latent_arrays_resume_after_an_interruption_and_skip_when_complete(tmp_path):
+    import latents
+    path = str(tmp_path / "x.npy")
+    calls, killed = [], []
+
+    def produce(a, b):
+        calls.append(a)
+        if len(calls) == 3 and not killed:
+            killed.append(1)
+            raise RuntimeError("killed")    # dies inside the second chunk of 128 rows
+        return np.arange(a, b, dtype=np.int16)[:, None].repeat(2, 1)
+
+    with pytest.raises(RuntimeError):
+        latents.fill(path, (300, 2), np.int16, produce, 100)
+    calls.clear()
+    latents.fill(path, (300, 2), np.int16, produce, 100)
+    assert calls[0] == latents.CHUNK                  # the first chunk was not recomputed
+    assert np.array_equal(np.load(path)[:, 0], np.arange(300))
+    assert latents.fill(path, (300, 2), np.int16, produce, 100) == 0.0
