@@ -3,27 +3,13 @@
  * palette PNG mask with per-class pixel fractions for `segment`. Anything that does not fit the
  * task model's outputs is the origin's fault (`ORIGIN_BAD_RESPONSE`, 502), never a wrong answer.
  */
+import { type ClassifyResult, type SegmentResult, base64, encodePalettePng } from '../../src/tasks/index.ts';
 import type { Tensor } from './kserve.ts';
 import { OriginError } from './origin.ts';
-import { base64, encodePalettePng } from './png.ts';
 import type { Label, Task, TaskModel } from './registry.ts';
 
 /** Output tensors each task asks the origin for. */
 export const TASK_OUTPUTS: Record<Task, string[]> = { classify: ['scores', 'classes'], segment: ['mask'] };
-
-export interface ClassifyResult {
-  top: { label: string; id: string; score: number }[];
-}
-
-export interface SegmentResult {
-  width: number;
-  height: number;
-  classes: { index: number; id: string; name: string; color: string }[];
-  /** base64 of an indexed-colour PNG, one palette entry per class (colours as in `classes`). */
-  mask: string;
-  /** Share of the mask's pixels per class id, in [0, 1]; pixels of no class count in none. */
-  fractions: Record<string, number>;
-}
 
 /**
  * The top-k labels from `scores` (FP32 [1, k], descending) and `classes` (INT64 [1, k]).

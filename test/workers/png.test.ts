@@ -1,6 +1,6 @@
 // The mask PNG encoder, read back chunk by chunk with an independent reader (support/png.ts).
 import { describe, expect, it } from 'vitest';
-import { base64, crc32, encodePalettePng } from '../../functions/edge/png.ts';
+import { base64, crc32, encodePalettePng } from '../../src/tasks/png.ts';
 import { readPalettePng } from './support/png.ts';
 
 describe('encodePalettePng', () => {

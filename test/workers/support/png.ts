@@ -1,5 +1,5 @@
 /**
- * A PNG reader for tests, independent of functions/edge/png.ts: checks every chunk's CRC-32 with a
+ * A PNG reader for tests, independent of src/tasks/png.ts: checks every chunk's CRC-32 with a
  * bitwise CRC (no table) and inflates the image data, for unfiltered 8-bit indexed images.
  */
 function crc32(bytes: Uint8Array): number {
