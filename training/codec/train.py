@@ -26,8 +26,10 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(1, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from data import Sampler, train_pool, val_crops  # noqa: E402
 from model import FactorizedCodec  # noqa: E402
+from overrides import apply_overrides, parse_overrides  # noqa: E402
 
 
 @dataclass
@@ -67,45 +69,6 @@ class Config:
 # Fields that may change on --resume without changing the run itself.
 RUNTIME_KEYS = {"data", "images", "cache_dir", "out_dir", "num_threads", "log_interval",
                 "ckpt_interval_s", "val_interval_s", "resume", "init_from"}
-
-
-def parse_overrides(argv):
-    """{key: raw string} from --key value / --key=value / bare --flag (booleans)."""
-    fields = {f.name: f for f in dataclasses.fields(Config)}
-    out, i = {}, 0
-    while i < len(argv):
-        arg = argv[i]
-        if not arg.startswith("--"):
-            raise SystemExit(f"unexpected argument {arg!r}")
-        key, eq, val = arg[2:].partition("=")
-        if key not in fields:
-            raise SystemExit(f"unknown config key {key!r}; known: {', '.join(fields)}")
-        if not eq:
-            nxt = argv[i + 1] if i + 1 < len(argv) else None
-            if fields[key].type in (bool, "bool") and (nxt is None or nxt.startswith("--")):
-                val = "true"
-            elif nxt is None:
-                raise SystemExit(f"--{key} needs a value")
-            else:
-                val, i = nxt, i + 1
-        out[key] = val
-        i += 1
-    return out
-
-
-def apply_overrides(cfg, raw):
-    for key, val in raw.items():
-        typ = type(getattr(cfg, key))
-        if typ is bool:
-            if val.lower() not in ("true", "false", "1", "0"):
-                raise SystemExit(f"--{key} expects true/false, got {val!r}")
-            setattr(cfg, key, val.lower() in ("true", "1"))
-        else:
-            try:
-                setattr(cfg, key, typ(val))
-            except ValueError:
-                raise SystemExit(f"--{key} expects {typ.__name__}, got {val!r}")
-    return cfg
 
 
 def git_commit():
@@ -172,7 +135,7 @@ def save_atomic(obj, path):
 
 
 def main():
-    raw = parse_overrides(sys.argv[1:])
+    raw = parse_overrides(Config, sys.argv[1:])
     cfg = apply_overrides(Config(), raw)
     cfg.out_dir = os.path.expanduser(
         cfg.out_dir or os.path.join(cfg.cache_dir, "runs", cfg.run_name))
