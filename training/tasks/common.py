@@ -2,7 +2,6 @@
 
 Nothing here knows about a particular task; ``classify.py`` and ``segment.py`` import it.
 """
-import dataclasses
 import hashlib
 import json
 import math
