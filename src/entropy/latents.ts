@@ -92,7 +92,7 @@ export function encodeLatents(
 
   // Each encode step emits at most one word; an escaped value takes up to 2 + MAX_ESCAPE_NIBBLES steps.
   const sink = new WordSink(total + (1 + MAX_ESCAPE_NIBBLES) * escapes);
-  const words = sink.words;
+  let words = sink.words;
   let count = 0;
   const states = new Float64Array(lanes).fill(RANS_L);
   const scale = 2 ** p;
@@ -121,6 +121,7 @@ export function encodeLatents(
         sink.length = count;
         x = encodeEscape(x, sink, v, lo, hi, cums[start + esc], freqs[start + esc], p);
         count = sink.length;
+        words = sink.words; // the bound above means it never grows; stay correct if it ever does
       }
       states[lane] = x;
       if (--lane < 0) lane = lanes - 1;
