@@ -4,7 +4,7 @@
  * 1. decode_ms: CPU time (process.cpuUsage) of validate (header, length, CRC-32C, parts, codec and
  *    table hash) plus entropy-decode, with the edge's own code (`functions/edge/decode.ts` over
  *    `src/`), in V8 (Node), per image, for every codec of models/manifest.json. Input: the Kodak
- *    images (KODAK_DIR, default ../shared/data/kodak; the two in test/fixtures if it is missing),
+ *    images (kodak/ in $LATENTSIGHT_DATA, default ../shared/data; the two in test/fixtures if missing),
  *    encoded by the real codec (src/codec, onnxruntime-node). Each stream's decode is checked by
  *    re-encoding its latents to the same payload. Figure: the median over images of each image's
  *    median of 15 decodes; the baseline in the same run is the CRC-32C alone over the same bytes
@@ -32,7 +32,7 @@ import { median } from './lib/timing.ts';
 
 const REPO = fileURLToPath(new URL('../', import.meta.url));
 const MODELS = join(REPO, 'models');
-const KODAK = process.env.KODAK_DIR ?? join(REPO, '../shared/data/kodak');
+const KODAK = join(process.env.LATENTSIGHT_DATA ?? join(REPO, '../shared/data'), 'kodak');
 const FIXTURE_IMAGES = [join(REPO, 'test/fixtures/kodim15.png'), join(REPO, 'test/fixtures/kodim23.png')];
 
 interface Stream {
