@@ -60,7 +60,7 @@ export async function benchEdge(): Promise<Record<string, unknown>> {
     bench: 'edge',
     decode_ms: Object.fromEntries(Object.entries(decode).map(([id, d]) => [id, d.median_ms])),
     ...('hit_rps' in stack ? { hit_rps: stack.hit_rps, hit_p99_ms: stack.hit_p99_ms, miss_p99_ms: stack.miss_p99_ms, errors: stack.errors } : {}),
-    input: { images: images.length, source: images === FIXTURE_IMAGES ? 'test/fixtures (KODAK_DIR missing)' : KODAK },
+    input: { images: images.length, source: images === FIXTURE_IMAGES ? 'test/fixtures (no Kodak folder in the data folder)' : KODAK },
     decode,
     stack,
     target: { decode_ms_768x512_at_0_6_bpp: 5, hit_p99_ms: 20 },
