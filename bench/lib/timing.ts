@@ -10,9 +10,5 @@ export function timeRuns(fn: () => unknown, runs: number, warmup = 3): number[] 
   return times;
 }
 
-/** The median: robust to the noise of a shared 2-core machine. */
-export function median(xs: readonly number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length & 1 ? s[m] : (s[m - 1] + s[m]) / 2;
-}
+/** The median, shared with the evaluations: robust to the noise of a shared 2-core machine. */
+export { median } from '../../src/eval/rd.ts';

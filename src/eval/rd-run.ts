@@ -6,7 +6,7 @@ import { readdir } from 'node:fs/promises';
 import { extname, join } from 'node:path';
 import { type Codec, decodeImage, encodeImage, readImageFile } from '../codec/node.ts';
 import type { RgbImage } from '../codec/index.ts';
-import { type RdPoint, bitSavings, meanPoint, measure } from './rd.ts';
+import { type RdPoint, bitSavings, meanPoint, measure, median } from './rd.ts';
 import { DEFAULT_QUALITIES, type ReferenceCodec, referenceRoundTrip } from './reference-codecs.ts';
 
 export interface RdReport {
@@ -78,12 +78,6 @@ export async function runRd(
     );
   }
   return report;
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length & 1 ? s[m] : (s[m - 1] + s[m]) / 2;
 }
 
 function round(x: number): number {
