@@ -99,7 +99,7 @@ export async function startOrigin(env: Record<string, string>, options: { timeou
 }
 
 /** A port nothing listens on right now (the OS picks it). */
-function freePort(): Promise<number> {
+export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
     server.once('error', reject);
