@@ -14,7 +14,7 @@ function goldenVectorsBinding(): Record<string, string> {
   return files;
 }
 
-// `npm test` runs both projects; `npx vitest run --project unit` (or `workers`) runs one.
+// `npm test` runs every project; `npx vitest run --project unit` (or `workers`, `e2e`) runs one.
 export default defineConfig({
   test: {
     // A project with no test files yet must not fail the run.
@@ -28,6 +28,18 @@ export default defineConfig({
           testTimeout: 60_000,
           hookTimeout: 60_000,
           include: ['src/**/*.test.ts', 'test/unit/**/*.test.ts', 'functions/origin/**/*.test.ts'],
+        },
+      },
+      {
+        // Real processes talking real HTTP: the CLI, the origin, `wrangler dev` and headless Chromium.
+        // Files run one after another: each starts a whole stack, and this machine has two cores.
+        test: {
+          name: 'e2e',
+          environment: 'node',
+          include: ['test/e2e/**/*.test.ts'],
+          fileParallelism: false,
+          testTimeout: 180_000,
+          hookTimeout: 180_000,
         },
       },
       {
