@@ -4,11 +4,13 @@
  */
 import { benchEdge } from './edge.ts';
 import { benchEntropy } from './entropy.ts';
+import { benchLoad } from './load.ts';
 import { benchOrigin } from './origin.ts';
 
 const BENCHES: Record<string, () => Record<string, unknown> | Promise<Record<string, unknown>>> = {
   edge: benchEdge,
   entropy: benchEntropy,
+  load: benchLoad,
   origin: benchOrigin,
 };
 

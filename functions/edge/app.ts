@@ -5,6 +5,7 @@
  */
 import { Hono } from 'hono';
 import { cors } from 'hono/cors';
+import { createLogger } from '../../src/protocol/log.ts';
 import { BreakerRegistry } from './breaker.ts';
 import type { AppDeps, AppEnv } from './context.ts';
 import { BUNDLED_TABLES, MANIFEST } from './models.ts';
@@ -15,6 +16,9 @@ import { analyze } from './routes/analyze.ts';
 import { docsPage, openApiDocument } from './routes/docs.ts';
 import { listModels } from './routes/models.ts';
 import { streamProblem } from './stream-problems.ts';
+
+/** JSON lines in the Worker's log stream (`wrangler tail`, Workers Logs); never keys, bodies or latents. */
+const logger = createLogger({ level: 'info' });
 
 /** A client's X-Request-Id is kept if it looks like an id; otherwise the edge makes one. */
 const REQUEST_ID = /^[A-Za-z0-9._:-]{8,128}$/;
@@ -36,12 +40,18 @@ export function createApp(overrides: Partial<AppDeps> = {}): Hono<AppEnv> {
   };
   const app = new Hono<AppEnv>();
 
+  // Request id (carried to the origin in X-Request-Id) and one log line per request, errors included.
   app.use(async (c, next) => {
+    const started = Date.now();
     const given = c.req.header('x-request-id');
     c.set('requestId', given && REQUEST_ID.test(given) ? given : crypto.randomUUID());
     c.set('deps', deps);
     await next();
     c.header('x-request-id', c.get('requestId'));
+    // Workers' clocks advance only across I/O, so `ms` is the request's wall time spent waiting (KV, origin).
+    const fields = { request_id: c.get('requestId'), method: c.req.method, path: c.req.path, status: c.res.status, ms: Date.now() - started };
+    if (c.req.path === '/healthz' && c.res.status === 200) logger.debug('request', fields);
+    else logger.info('request', fields);
   });
 
   // Browsers may call the API from any page: keys travel in Authorization, never in cookies, so a
@@ -80,15 +90,18 @@ export function createApp(overrides: Partial<AppDeps> = {}): Hono<AppEnv> {
     const path = new URL(c.req.url).pathname;
     const known = toProblem(error);
     if (!known || known.kind === 'internal-error' || known.kind === 'bad-gateway') {
-      console.error('request failed', { requestId, path, error: error instanceof Error ? `${error.name}: ${error.message}` : String(error) });
+      logger.error('request failed', { request_id: requestId, path, error: error instanceof Error ? `${error.name}: ${error.message}` : String(error) });
     }
     return problem(requestId, path, known ?? new ProblemError('internal-error', 'INTERNAL', ''));
   });
   return app;
 }
 
+/** The production dependencies, one set per isolate: the app and the background handlers share them. */
+export const defaultDeps: AppDeps = { registry: memo(loadBundledRegistry), config: {}, origin: defaultOriginDeps, breakers: new BreakerRegistry() };
+
 /** The production app, one per isolate (so its breakers and registry are shared by its requests). */
-export const app = createApp();
+export const app = createApp(defaultDeps);
 
 function toProblem(error: unknown): ProblemError | undefined {
   if (error instanceof ProblemError) return error;
@@ -117,7 +130,7 @@ function problem(requestId: string, instance: string, error: ProblemError): Resp
 
 async function loadBundledRegistry(): Promise<ModelRegistry> {
   const { registry, problems } = await loadRegistry(MANIFEST, BUNDLED_TABLES);
-  for (const p of problems) console.error(`model not served: ${p}`);
+  for (const p of problems) logger.error('model not served', { problem: p });
   return registry;
 }
 

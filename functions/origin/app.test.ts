@@ -5,7 +5,7 @@ import { checkTopK, classifierProbabilities, seededLatents, segmenterMask } from
 import { createApp } from './app.ts';
 import type { Tensor } from './datatypes.ts';
 import { encodeInferRequest, parseInferResponse } from './kserve-client.ts';
-import { createLogger } from './log.ts';
+import { createLogger } from '../../src/protocol/log.ts';
 import { loadManifest, servedModels } from './manifest.ts';
 import { createOriginMetrics } from './metrics.ts';
 import { ModelRegistry } from './registry.ts';

@@ -18,7 +18,7 @@ import { OriginError, httpStatusOf } from './errors.ts';
 import { INFERENCE_HEADER_CONTENT_LENGTH, parseHeaderLength } from './kserve-body.ts';
 import { parseInferRequest } from './kserve-request.ts';
 import { encodeInferResponse } from './kserve-response.ts';
-import type { Logger } from './log.ts';
+import type { Logger } from '../../src/protocol/log.ts';
 import { METRICS_CONTENT_TYPE, type OriginMetrics } from './metrics.ts';
 import type { ServedModel } from './registry.ts';
 

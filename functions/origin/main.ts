@@ -8,7 +8,7 @@ import { serve } from '@hono/node-server';
 import { createApp } from './app.ts';
 import { type OriginConfig, describeConfig, loadConfig } from './config.ts';
 import { OriginError } from './errors.ts';
-import { type Logger, createLogger } from './log.ts';
+import { type Logger, createLogger } from '../../src/protocol/log.ts';
 import { loadManifest, servedModels } from './manifest.ts';
 import { createOriginMetrics } from './metrics.ts';
 import { ModelRegistry } from './registry.ts';

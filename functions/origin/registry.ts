@@ -7,7 +7,7 @@ import { MicroBatcher } from './batcher.ts';
 import { type Tensor, type TensorSpec, formatShape } from './datatypes.ts';
 import { OriginError } from './errors.ts';
 import type { ModelSignature } from './kserve-request.ts';
-import type { Logger } from './log.ts';
+import type { Logger } from '../../src/protocol/log.ts';
 import type { ManifestFile, ModelKind, ServedModelSpec } from './manifest.ts';
 import type { OriginMetrics } from './metrics.ts';
 import { type GraphSignature, SessionRunner } from './session-runner.ts';

@@ -83,7 +83,8 @@ describe('POST /v1/analyze rejects', () => {
     const response = await edge.fetch('/v1/analyze', analyzeInit(key, null));
     const body = await expectProblem(response, 500, 'internal-error', 'INTERNAL');
     expect(body.detail).not.toContain('API_KEYS');
-    expect(logged).toHaveBeenCalledWith('request failed', expect.objectContaining({ error: expect.stringContaining('API_KEYS record') }));
+    const lines = logged.mock.calls.map((args) => JSON.parse(String(args[0])) as Record<string, unknown>);
+    expect(lines).toContainEqual(expect.objectContaining({ level: 'error', msg: 'request failed', error: expect.stringContaining('API_KEYS record') }));
     logged.mockRestore();
   });
 

@@ -1,6 +1,8 @@
 /**
- * Structured logs: one JSON object per line on stdout. Never tensor data; fields whose names look
- * like secrets are redacted as a second line of defence.
+ * Structured logs: one JSON object per line (stdout in Node, the Worker's log stream in workerd),
+ * shared by the edge and the origin so that both speak the same fields (`request_id` above all).
+ * Never tensor or image data; fields whose names look like secrets are redacted, and byte arrays are
+ * replaced by their length, as a second line of defence. No platform API: `console.log` by default.
  */
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
@@ -14,7 +16,7 @@ export interface Logger {
 }
 
 const RANK: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40 };
-const SECRET = /secret|signature|authorization|password|token/i;
+const SECRET = /secret|signature|authorization|password|token|api_?key/i;
 
 export const LOG_LEVELS = Object.keys(RANK) as LogLevel[];
 
@@ -24,12 +26,12 @@ export const LOG_LEVELS = Object.keys(RANK) as LogLevel[];
  * log.info('request', { request_id: 'abc', status: 200, ms: 3.1 });
  * // {"ts":"2026-11-26T02:30:00.000Z","level":"info","msg":"request","request_id":"abc","status":200,"ms":3.1}
  */
-export function createLogger(options: { level: LogLevel; write?: (line: string) => void; base?: Fields }): Logger {
-  const write = options.write ?? ((line: string) => process.stdout.write(`${line}\n`));
+export function createLogger(options: { level: LogLevel; write?: (line: string, level: LogLevel) => void; base?: Fields }): Logger {
+  const write = options.write ?? consoleWrite;
   const min = RANK[options.level];
   const emit = (level: LogLevel, msg: string, fields?: Fields) => {
     if (RANK[level] < min) return;
-    write(JSON.stringify({ ts: new Date().toISOString(), level, msg, ...options.base, ...clean(fields) }));
+    write(JSON.stringify({ ts: new Date().toISOString(), level, msg, ...options.base, ...clean(fields) }), level);
   };
   return {
     debug: (msg, fields) => emit('debug', msg, fields),
@@ -37,6 +39,13 @@ export function createLogger(options: { level: LogLevel; write?: (line: string) 
     warn: (msg, fields) => emit('warn', msg, fields),
     error: (msg, fields) => emit('error', msg, fields),
   };
+}
+
+/** Errors and warnings to the console's error and warn streams, so log tooling sees their level. */
+function consoleWrite(line: string, level: LogLevel): void {
+  if (level === 'error') console.error(line);
+  else if (level === 'warn') console.warn(line);
+  else console.log(line);
 }
 
 function clean(fields: Fields | undefined): Fields | undefined {
