@@ -34,10 +34,12 @@ describe('loadConfig', () => {
       ORIGIN_DEADLINE_MS: '250',
       ORIGIN_MAX_BODY_BYTES: '4096',
       ORIGIN_THREADS: '1',
+      ORIGIN_EXECUTION_PROVIDERS: 'cuda, cpu',
       ORIGIN_LOG_LEVEL: 'debug',
       ORIGIN_SHUTDOWN_TIMEOUT_MS: '0',
     });
-    expect(c).toMatchObject({ port: 0, host: '0.0.0.0', manifestPath: '/srv/models/manifest.json', maxBatch: 1, maxQueueDelayMs: 0, maxQueue: 3, deadlineMs: 250, maxBodyBytes: 4096, threads: 1, logLevel: 'debug', shutdownTimeoutMs: 0 });
+    expect(c).toMatchObject({ port: 0, host: '0.0.0.0', manifestPath: '/srv/models/manifest.json', maxBatch: 1, maxQueueDelayMs: 0, maxQueue: 3, deadlineMs: 250, maxBodyBytes: 4096, threads: 1, providers: ['cuda', 'cpu'], logLevel: 'debug', shutdownTimeoutMs: 0 });
+    expect(loadConfig({ ORIGIN_HMAC_SECRET: SECRET }).providers).toEqual(['cpu']);
   });
 
   it('refuses to start without a secret unless ORIGIN_INSECURE_DEV=1', () => {
@@ -55,11 +57,13 @@ describe('loadConfig', () => {
   });
 
   it('lists every bad value at once', () => {
-    const message = problems({ ORIGIN_HMAC_SECRET: SECRET, ORIGIN_PORT: '70000', ORIGIN_MAX_BATCH: '0', ORIGIN_THREADS: 'two', ORIGIN_LOG_LEVEL: 'loud' });
+    const message = problems({ ORIGIN_HMAC_SECRET: SECRET, ORIGIN_PORT: '70000', ORIGIN_MAX_BATCH: '0', ORIGIN_THREADS: 'two', ORIGIN_LOG_LEVEL: 'loud', ORIGIN_EXECUTION_PROVIDERS: 'tensorrt,cpu' });
     expect(message).toContain('ORIGIN_PORT="70000" must be an integer from 0 to 65535');
     expect(message).toContain('ORIGIN_MAX_BATCH="0" must be an integer from 1 to 1024');
     expect(message).toContain('ORIGIN_THREADS="two" must be an integer from 1 to 1024');
     expect(message).toContain('ORIGIN_LOG_LEVEL must be one of debug, info, warn, error');
+    expect(message).toContain('ORIGIN_EXECUTION_PROVIDERS must be distinct names from cpu, cuda, comma-separated (got "tensorrt,cpu")');
+    expect(problems({ ORIGIN_HMAC_SECRET: SECRET, ORIGIN_EXECUTION_PROVIDERS: 'cpu,cpu' })).toContain('ORIGIN_EXECUTION_PROVIDERS must be distinct');
   });
 });
 

@@ -6,6 +6,7 @@ import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { OriginError } from './errors.ts';
+import { EXECUTION_PROVIDERS, type ExecutionProvider } from './session-runner.ts';
 import { LOG_LEVELS, type LogLevel } from '../../src/protocol/log.ts';
 
 export interface OriginConfig {
@@ -21,6 +22,8 @@ export interface OriginConfig {
   readonly deadlineMs: number;
   readonly maxBodyBytes: number;
   readonly threads: number;
+  /** onnxruntime execution providers in order of preference. */
+  readonly providers: readonly ExecutionProvider[];
   readonly logLevel: LogLevel;
   readonly shutdownTimeoutMs: number;
 }
@@ -57,6 +60,11 @@ export function loadConfig(env: Env): OriginConfig {
   if (secret !== undefined && secret.length < MIN_SECRET_LENGTH) problems.push(`ORIGIN_HMAC_SECRET must be at least ${MIN_SECRET_LENGTH} characters (e.g. \`openssl rand -hex 32\`)`);
   if (secret === undefined && !insecureDev) problems.push('ORIGIN_HMAC_SECRET is not set; set it to the secret the edge signs with, or ORIGIN_INSECURE_DEV=1 to run without auth on a loopback address');
   if (secret === undefined && insecureDev && !isLoopback(host)) problems.push(`ORIGIN_INSECURE_DEV=1 serves without auth, so only on a loopback address; ORIGIN_HOST is ${host}`);
+  const providers = (env.ORIGIN_EXECUTION_PROVIDERS || 'cpu').split(',').map((p) => p.trim().toLowerCase()) as ExecutionProvider[];
+  const unknownProviders = providers.filter((p) => !EXECUTION_PROVIDERS.includes(p));
+  if (unknownProviders.length || new Set(providers).size !== providers.length) {
+    problems.push(`ORIGIN_EXECUTION_PROVIDERS must be distinct names from ${EXECUTION_PROVIDERS.join(', ')}, comma-separated (got ${JSON.stringify(env.ORIGIN_EXECUTION_PROVIDERS)})`);
+  }
   const logLevel = (env.ORIGIN_LOG_LEVEL || 'info') as LogLevel;
   if (!LOG_LEVELS.includes(logLevel)) problems.push(`ORIGIN_LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}`);
 
@@ -72,6 +80,7 @@ export function loadConfig(env: Env): OriginConfig {
     deadlineMs: int('ORIGIN_DEADLINE_MS', 10_000, 1, 600_000),
     maxBodyBytes: int('ORIGIN_MAX_BODY_BYTES', 64 * 1024 * 1024, 1024, 2 ** 31 - 1),
     threads: int('ORIGIN_THREADS', availableParallelism(), 1, 1024),
+    providers,
     logLevel,
     shutdownTimeoutMs: int('ORIGIN_SHUTDOWN_TIMEOUT_MS', 10_000, 0, 600_000),
   };

@@ -10,7 +10,7 @@ import type { ModelSignature } from './kserve-request.ts';
 import type { Logger } from '../../src/protocol/log.ts';
 import type { ManifestFile, ModelKind, ServedModelSpec } from './manifest.ts';
 import type { OriginMetrics } from './metrics.ts';
-import { type GraphSignature, SessionRunner } from './session-runner.ts';
+import { type GraphSignature, type ExecutionProvider, SessionRunner } from './session-runner.ts';
 import { batchKey, concatRows, splitRows } from './tensor-batch.ts';
 
 export interface BatchingOptions {
@@ -23,6 +23,8 @@ export interface BatchingOptions {
 export interface RegistryOptions extends BatchingOptions {
   /** Intra-op threads per session (ORIGIN_THREADS). */
   readonly threads: number;
+  /** Execution providers, in order of preference (ORIGIN_EXECUTION_PROVIDERS; default ['cpu']). */
+  readonly providers?: readonly ExecutionProvider[];
   readonly metrics?: OriginMetrics;
   readonly logger?: Logger;
 }
@@ -57,7 +59,7 @@ export class ModelRegistry {
 
   /** Starts every session (in parallel); if one fails, stops the others and throws. */
   static async load(specs: readonly ServedModelSpec[], options: RegistryOptions): Promise<ModelRegistry> {
-    const started = await Promise.allSettled(specs.map((spec) => SessionRunner.start(spec.file.absolutePath, { threads: options.threads })));
+    const started = await Promise.allSettled(specs.map((spec) => SessionRunner.start(spec.file.absolutePath, { threads: options.threads, providers: options.providers ?? ['cpu'] })));
     const failed = started.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     const runners = started.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
     try {

@@ -13,7 +13,13 @@ interface WorkerOptions {
   readonly path: string;
   /** Intra-op threads of this session's pool. */
   readonly threads: number;
+  /** onnxruntime execution providers in order of preference, e.g. ['cuda', 'cpu']. */
+  readonly providers: readonly ExecutionProvider[];
 }
+
+/** The execution providers the origin can ask onnxruntime-node for (ORIGIN_EXECUTION_PROVIDERS). */
+export const EXECUTION_PROVIDERS = ['cpu', 'cuda'] as const;
+export type ExecutionProvider = (typeof EXECUTION_PROVIDERS)[number];
 
 /** A tensor as it crosses the thread boundary: onnxruntime's type name and dims. */
 interface WireTensor {

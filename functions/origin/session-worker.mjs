@@ -13,15 +13,15 @@ import { parentPort, workerData } from 'node:worker_threads';
 import ort from 'onnxruntime-node';
 
 const port = parentPort;
-const { path, threads } = workerData;
+const { path, threads, providers } = workerData;
 
 let session;
 try {
   session = await ort.InferenceSession.create(path, {
-    // CPU only. The CUDA EP goes here: onnxruntime-node's linux-x64 build loads it when installed
-    // without ONNXRUNTIME_NODE_INSTALL=skip; pass executionProviders: [{ name: 'cuda', deviceId }, 'cpu']
-    // and keep one session per GPU. Past one machine, point the edge at Triton (see triton-repo.ts).
-    executionProviders: ['cpu'],
+    // ORIGIN_EXECUTION_PROVIDERS, in order of preference ('cpu' by default). 'cuda' needs
+    // onnxruntime-node's CUDA binaries (installed unless ONNXRUNTIME_NODE_INSTALL=skip) and a GPU;
+    // nodes it cannot place fall back to the next provider. Past one machine, use Triton (triton-repo.ts).
+    executionProviders: providers,
     intraOpNumThreads: threads,
     interOpNumThreads: 1,
     executionMode: 'sequential',
