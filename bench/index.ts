@@ -4,12 +4,14 @@
  */
 import { benchEdge } from './edge.ts';
 import { benchEntropy } from './entropy.ts';
+import { benchJobs } from './jobs.ts';
 import { benchLoad } from './load.ts';
 import { benchOrigin } from './origin.ts';
 
 const BENCHES: Record<string, () => Record<string, unknown> | Promise<Record<string, unknown>>> = {
   edge: benchEdge,
   entropy: benchEntropy,
+  jobs: benchJobs,
   load: benchLoad,
   origin: benchOrigin,
 };

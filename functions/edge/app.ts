@@ -12,9 +12,14 @@ import { BUNDLED_TABLES, MANIFEST } from './models.ts';
 import { OriginError, defaultOriginDeps } from './origin.ts';
 import { PROBLEM_TYPES, ProblemError, type ProblemKind, problemOf, problemResponse } from './problem.ts';
 import { type ModelRegistry, loadRegistry } from './registry.ts';
+import { idempotent } from './idempotency.ts';
+import { createReevaluation, getReevaluation, listReevaluations } from './routes/admin.ts';
 import { analyze } from './routes/analyze.ts';
 import { docsPage, openApiDocument } from './routes/docs.ts';
+import { createJob, getJob, getJobDeliveries, jobsBodyLimit } from './routes/jobs.ts';
 import { listModels } from './routes/models.ts';
+import { createWebhook, deleteWebhook, listWebhooks, rotateWebhookSecret } from './routes/webhooks.ts';
+import { readConfig } from './config.ts';
 import { streamProblem } from './stream-problems.ts';
 
 /** JSON lines in the Worker's log stream (`wrangler tail`, Workers Logs); never keys, bodies or latents. */
@@ -60,9 +65,9 @@ export function createApp(overrides: Partial<AppDeps> = {}): Hono<AppEnv> {
     '/v1/*',
     cors({
       origin: '*',
-      allowMethods: ['GET', 'POST', 'OPTIONS'],
-      allowHeaders: ['authorization', 'content-type', 'x-request-id'],
-      exposeHeaders: ['x-request-id', 'server-timing', 'retry-after', 'ratelimit-limit', 'ratelimit-remaining', 'ratelimit-reset', 'www-authenticate'],
+      allowMethods: ['GET', 'POST', 'DELETE', 'OPTIONS'],
+      allowHeaders: ['authorization', 'content-type', 'x-request-id', 'idempotency-key'],
+      exposeHeaders: ['x-request-id', 'location', 'idempotent-replayed', 'server-timing', 'retry-after', 'ratelimit-limit', 'ratelimit-remaining', 'ratelimit-reset', 'www-authenticate'],
       maxAge: 86400,
     }),
   );
@@ -75,7 +80,20 @@ export function createApp(overrides: Partial<AppDeps> = {}): Hono<AppEnv> {
   // Liveness only: it touches no binding, so it answers even while KV, R2 or the origin are down.
   app.get('/healthz', (c) => c.json({ status: 'ok' }));
   app.get('/v1/models', listModels);
+  // Idempotency-Key on the POST routes that create something (middleware: its own route entry would count as an operation).
+  app.use('/v1/analyze', idempotent((env) => readConfig(env, deps.config).maxBodyBytes));
+  app.use('/v1/jobs', idempotent(jobsBodyLimit));
   app.post('/v1/analyze', analyze);
+  app.post('/v1/jobs', createJob);
+  app.get('/v1/jobs/:id', getJob);
+  app.get('/v1/jobs/:id/deliveries', getJobDeliveries);
+  app.post('/v1/webhooks', createWebhook);
+  app.get('/v1/webhooks', listWebhooks);
+  app.delete('/v1/webhooks/:id', deleteWebhook);
+  app.post('/v1/webhooks/:id/rotate', rotateWebhookSecret);
+  app.post('/v1/admin/reevaluations', createReevaluation);
+  app.get('/v1/admin/reevaluations', listReevaluations);
+  app.get('/v1/admin/reevaluations/:id', getReevaluation);
   app.get('/openapi.json', openApiDocument);
   app.get('/docs', docsPage);
 

@@ -24,6 +24,207 @@ const json = (schema: object) => ({ 'application/json': { schema } });
 const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
 const requestIdHeader = { 'X-Request-Id': { $ref: '#/components/headers/X-Request-Id' } };
 
+const idempotencyKey = {
+  name: 'Idempotency-Key',
+  in: 'header',
+  required: false,
+  description:
+    'draft-ietf-httpapi-idempotency-key-header: a string (sf-string, e.g. `"8e03978e-..."`) of 1-255 printable characters. The same key with the same ' +
+    'request replays the first response (`Idempotent-Replayed: true`) for 24 h; with another method, path, query or body: 422; while the first is ' +
+    'still running: 409. 5xx and 429 responses are not kept.',
+  schema: { type: 'string', minLength: 1, maxLength: 257 },
+};
+const bearer = (scope: string) => [{ apiKey: [scope] }];
+const idParam = (what: string) => ({ name: 'id', in: 'path', required: true, description: `The ${what}'s id.`, schema: { type: 'string' } });
+const anyObject = { type: 'object' };
+const Job = {
+  type: 'object',
+  required: ['id', 'status', 'tasks', 'bitstream_sha256', 'created_at'],
+  properties: {
+    id: { type: 'string', example: 'job_3f2a...' },
+    status: { enum: ['queued', 'running', 'completed', 'failed'] },
+    tasks: { type: 'array', items: { type: 'string', enum: Object.keys(TASKS) } },
+    bitstream_sha256: { type: 'string' },
+    image: anyObject,
+    callback_url: { type: 'string', description: 'Null when none was given.' },
+    metadata: { type: 'object', description: 'Null when none was given.' },
+    attempts: { type: 'integer', description: 'Runs so far (the origin being down counts).' },
+    created_at: { type: 'string', format: 'date-time' },
+    updated_at: { type: 'string', format: 'date-time' },
+    finished_at: { type: 'string', format: 'date-time', description: 'Null until then.' },
+    results: { ...anyObject, description: 'When completed: as `results` of POST /v1/analyze.' },
+    models: anyObject,
+    error: { type: 'object', properties: { code: { type: 'string' }, detail: { type: 'string' } }, description: 'When failed.' },
+    last_error: { type: 'object', description: 'While queued: why the last run did not finish (e.g. `ORIGIN_UNAVAILABLE`).' },
+  },
+};
+const Endpoint = {
+  type: 'object',
+  required: ['id', 'url', 'events', 'created_at'],
+  properties: {
+    id: { type: 'string' },
+    url: { type: 'string', format: 'uri' },
+    events: { type: 'array', items: { enum: ['analysis.completed', 'analysis.failed', 'analysis.updated'] } },
+    created_at: { type: 'string', format: 'date-time' },
+    previous_secret_expires_at: { type: 'string', format: 'date-time', description: 'Until then deliveries are also signed with the previous secret (null without a rotation).' },
+    secret: { type: 'string', pattern: '^whsec_', description: 'Only in the answers of creation and rotation.' },
+  },
+};
+
+/** Async jobs, webhook endpoints and the admin re-evaluation routes. */
+const ASYNC_PATHS = {
+  '/v1/jobs': {
+    post: {
+      tags: ['jobs'],
+      operationId: 'createJob',
+      summary: 'Submit an async analysis',
+      description:
+        'The bitstream as the body (with `tasks` and `callback_url` in the query) or JSON `{bitstream (base64), tasks, callback_url, metadata}`. The ' +
+        "stream is checked in full before the job is accepted. The job runs from a queue; while the origin is down it waits and retries. Its event " +
+        '(`analysis.completed` or `analysis.failed`) goes to every endpoint of the tenant subscribed to it, and to `callback_url`, which must be a ' +
+        'registered endpoint. Metadata: a JSON object of at most 4096 bytes, echoed in events. Needs the `analyze` scope.',
+      security: bearer('analyze'),
+      parameters: [
+        { name: 'tasks', in: 'query', required: false, style: 'form', explode: false, schema: { type: 'array', items: { type: 'string', enum: Object.keys(TASKS) } } },
+        { name: 'callback_url', in: 'query', required: false, schema: { type: 'string', format: 'uri' } },
+        idempotencyKey,
+      ],
+      requestBody: {
+        required: true,
+        content: {
+          ...Object.fromEntries(BITSTREAM_MEDIA_TYPES.map((t) => [t, { schema: { type: 'string', contentMediaType: t } }])),
+          'application/json': {
+            schema: {
+              type: 'object',
+              required: ['bitstream'],
+              additionalProperties: false,
+              properties: {
+                bitstream: { type: 'string', contentEncoding: 'base64' },
+                tasks: { type: 'array', items: { type: 'string', enum: Object.keys(TASKS) } },
+                callback_url: { type: 'string', format: 'uri' },
+                metadata: { type: 'object' },
+              },
+            },
+          },
+        },
+      },
+      responses: {
+        '202': { description: 'Accepted and queued.', headers: { ...requestIdHeader, Location: { schema: { type: 'string' } } }, content: json(ref('Job')) },
+        '400': problems(400),
+        '401': problems(401),
+        '403': problems(403),
+        '409': problems(409, 'idempotency-key-in-use'),
+        '413': problems(413),
+        '415': problems(415),
+        '422': problems(422),
+        '429': problems(429),
+      },
+    },
+  },
+  '/v1/jobs/{id}': {
+    get: {
+      tags: ['jobs'],
+      operationId: 'getJob',
+      summary: 'A job: status and result',
+      security: bearer('analyze'),
+      parameters: [idParam('job')],
+      responses: { '200': { description: 'The job.', content: json(ref('Job')) }, '401': problems(401), '404': problems(404) },
+    },
+  },
+  '/v1/jobs/{id}/deliveries': {
+    get: {
+      tags: ['jobs'],
+      operationId: 'getJobDeliveries',
+      summary: "The delivery log of a job's events",
+      description: 'Every delivery (one per endpoint) with its `webhook_id`, status (`pending`, `delivered`, `dead`), next attempt and every attempt made (time, HTTP status or error, duration).',
+      security: bearer('analyze'),
+      parameters: [idParam('job')],
+      responses: { '200': { description: 'The log.', content: json(anyObject) }, '401': problems(401), '404': problems(404) },
+    },
+  },
+  '/v1/webhooks': {
+    post: {
+      tags: ['webhooks'],
+      operationId: 'createWebhook',
+      summary: 'Register a webhook endpoint',
+      description:
+        'Standard Webhooks deliveries: headers `webhook-id` (the same on every retry), `webhook-timestamp`, `webhook-signature` (`v1,<base64 HMAC-SHA256 ' +
+        'of "id.timestamp.body">`, keyed by the base64-decoded secret after `whsec_`). Retries: exponential backoff with jitter (5 s, 20 s, 80 s, ... ' +
+        'up to 10 h) over more than 24 h, then the delivery is dead. The URL must be https to a public host (no private, loopback or link-local ' +
+        'address). At most 10 endpoints per tenant. `events` defaults to all three.',
+      security: bearer('analyze'),
+      requestBody: { required: true, content: json({ type: 'object', required: ['url'], additionalProperties: false, properties: { url: { type: 'string', format: 'uri' }, events: Endpoint.properties.events } }) },
+      responses: {
+        '201': { description: 'Registered; the only time the secret is shown.', content: json(ref('WebhookEndpoint')) },
+        '400': problems(400),
+        '401': problems(401),
+        '409': problems(409, 'webhook-limit-reached'),
+        '415': problems(415),
+        '422': problems(422, 'invalid-callback-url'),
+      },
+    },
+    get: {
+      tags: ['webhooks'],
+      operationId: 'listWebhooks',
+      summary: "The tenant's webhook endpoints (without secrets)",
+      security: bearer('analyze'),
+      responses: { '200': { description: 'The endpoints.', content: json({ type: 'object', properties: { data: { type: 'array', items: ref('WebhookEndpoint') } } }) }, '401': problems(401) },
+    },
+  },
+  '/v1/webhooks/{id}': {
+    delete: {
+      tags: ['webhooks'],
+      operationId: 'deleteWebhook',
+      summary: 'Remove a webhook endpoint',
+      security: bearer('analyze'),
+      parameters: [idParam('endpoint')],
+      responses: { '204': { description: 'Removed; its pending deliveries are dropped.' }, '401': problems(401), '404': problems(404) },
+    },
+  },
+  '/v1/webhooks/{id}/rotate': {
+    post: {
+      tags: ['webhooks'],
+      operationId: 'rotateWebhookSecret',
+      summary: "Rotate an endpoint's secret",
+      description: 'Answers the new secret; for 24 h (var `WEBHOOK_SECRET_OVERLAP_SECONDS`) deliveries carry a signature with each of the two secrets.',
+      security: bearer('analyze'),
+      parameters: [idParam('endpoint')],
+      responses: { '200': { description: 'The endpoint with its new secret.', content: json(ref('WebhookEndpoint')) }, '401': problems(401), '404': problems(404) },
+    },
+  },
+  '/v1/admin/reevaluations': {
+    post: {
+      tags: ['admin'],
+      operationId: 'createReevaluation',
+      summary: 'Re-evaluate stored bitstreams',
+      description:
+        'Re-analyses with the served models the stored bitstreams of a tenant (or all) uploaded between `from` and `to` (ISO 8601, inclusive), ' +
+        'one page of R2 at a time through the queue; results whose models are current are skipped; `analysis.updated` goes out where a result changed. ' +
+        'The hourly cron does the same for every tenant when the manifest has a newer classifier or segmenter. Needs the `admin` scope.',
+      security: bearer('admin'),
+      requestBody: { required: false, content: json({ type: 'object', additionalProperties: false, properties: { tenant: { type: 'string' }, from: { type: 'string' }, to: { type: 'string' } } }) },
+      responses: { '202': { description: 'Started.', content: json(ref('Reevaluation')) }, '400': problems(400), '401': problems(401), '403': problems(403), '415': problems(415) },
+    },
+    get: {
+      tags: ['admin'],
+      operationId: 'listReevaluations',
+      summary: 'The 20 latest re-evaluations',
+      security: bearer('admin'),
+      responses: { '200': { description: 'Runs, newest first.', content: json({ type: 'object', properties: { data: { type: 'array', items: ref('Reevaluation') } } }) }, '401': problems(401), '403': problems(403) },
+    },
+  },
+  '/v1/admin/reevaluations/{id}': {
+    get: {
+      tags: ['admin'],
+      operationId: 'getReevaluation',
+      summary: "A re-evaluation's progress",
+      security: bearer('admin'),
+      parameters: [idParam('re-evaluation')],
+      responses: { '200': { description: 'The run.', content: json(ref('Reevaluation')) }, '401': problems(401), '403': problems(403), '404': problems(404) },
+    },
+  },
+};
+
 export const OPENAPI = {
   openapi: '3.1.0',
   info: {
@@ -41,6 +242,9 @@ export const OPENAPI = {
   tags: [
     { name: 'analysis', description: 'Analysing bitstreams.' },
     { name: 'models', description: 'What the edge serves.' },
+    { name: 'jobs', description: 'Async analyses, with events to webhooks.' },
+    { name: 'webhooks', description: 'Webhook endpoints (Standard Webhooks signatures).' },
+    { name: 'admin', description: 'Operator routes (scope `admin`).' },
     { name: 'meta', description: 'Health and documentation.' },
   ],
   paths: {
@@ -95,6 +299,7 @@ export const OPENAPI = {
           '401': problems(401),
           '403': problems(403),
           '413': problems(413),
+          '409': problems(409, 'idempotency-key-in-use'),
           '415': problems(415),
           '422': problems(422),
           '429': problems(429),
@@ -104,6 +309,7 @@ export const OPENAPI = {
         },
       },
     },
+    ...ASYNC_PATHS,
     '/v1/models': {
       get: {
         tags: ['models'],
@@ -154,6 +360,21 @@ export const OPENAPI = {
       'WWW-Authenticate': { description: 'The Bearer challenge (RFC 6750), with `error` and `scope` where they apply.', schema: { type: 'string' } },
     },
     schemas: {
+      Job,
+      WebhookEndpoint: Endpoint,
+      Reevaluation: {
+        type: 'object',
+        properties: {
+          id: { type: 'string' },
+          status: { enum: ['running', 'completed'] },
+          reason: { type: 'string' },
+          scope: anyObject,
+          models: { type: 'object', description: '`previous` and `target`: `<codec>/<task>` -> `<id>@<version>`.' },
+          progress: { type: 'object', description: 'pages, listing_done, listed, queued, done, and done by outcome: changed, unchanged, skipped, failed.' },
+          created_at: { type: 'string', format: 'date-time' },
+          finished_at: { type: 'string', format: 'date-time', description: 'Null until then.' },
+        },
+      },
       AnalyzeResult: {
         type: 'object',
         required: ['request_id', 'codec', 'bpp', 'image', 'results', 'models', 'cache', 'timings_ms'],

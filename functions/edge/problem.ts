@@ -21,6 +21,12 @@ export const PROBLEM_TYPES = {
     codes: ['UNKNOWN_TASK'],
     about: 'A query parameter is malformed or names an unknown task.',
   },
+  'invalid-request': {
+    status: 400,
+    title: 'Invalid Request',
+    codes: ['INVALID_JSON', 'INVALID_FIELD', 'INVALID_IDEMPOTENCY_KEY'],
+    about: 'A JSON body or a header is malformed: a field is missing, of the wrong type or out of range.',
+  },
   unauthorized: {
     status: 401,
     title: 'Unauthorized',
@@ -36,14 +42,26 @@ export const PROBLEM_TYPES = {
   'not-found': {
     status: 404,
     title: 'Not Found',
-    codes: ['NOT_FOUND'],
-    about: 'No route matches the method and path.',
+    codes: ['NOT_FOUND', 'JOB_NOT_FOUND', 'WEBHOOK_NOT_FOUND', 'REEVALUATION_NOT_FOUND'],
+    about: "No route matches the method and path, or the job, webhook endpoint or re-evaluation named is not the key's tenant's.",
   },
   'content-too-large': {
     status: 413,
     title: 'Content Too Large',
-    codes: ['BODY_TOO_LARGE', 'LIMIT_EXCEEDED'],
+    codes: ['BODY_TOO_LARGE', 'LIMIT_EXCEEDED', 'METADATA_TOO_LARGE'],
     about: "The body, or the image or latents its header declares, is larger than the edge's limits.",
+  },
+  'idempotency-key-in-use': {
+    status: 409,
+    title: 'Idempotency Key In Use',
+    codes: ['IDEMPOTENCY_KEY_IN_USE'],
+    about: 'A request with the same Idempotency-Key is still being processed; retry once it has finished.',
+  },
+  'webhook-limit-reached': {
+    status: 409,
+    title: 'Webhook Limit Reached',
+    codes: ['WEBHOOK_LIMIT'],
+    about: 'The tenant has as many webhook endpoints as it may have; delete one first.',
   },
   'unsupported-media-type': {
     status: 415,
@@ -86,6 +104,18 @@ export const PROBLEM_TYPES = {
     title: 'No Model for Task',
     codes: ['NO_TASK_MODEL'],
     about: "No model serves a requested task on the stream's codec; see GET /v1/models.",
+  },
+  'idempotency-key-reused': {
+    status: 422,
+    title: 'Idempotency Key Reused',
+    codes: ['IDEMPOTENCY_KEY_REUSED'],
+    about: 'The Idempotency-Key was already used with another request (method, path, query or body); use a new key.',
+  },
+  'invalid-callback-url': {
+    status: 422,
+    title: 'Invalid Callback URL',
+    codes: ['CALLBACK_URL_INVALID', 'CALLBACK_URL_SCHEME', 'CALLBACK_URL_FORBIDDEN_HOST', 'CALLBACK_URL_NOT_REGISTERED'],
+    about: 'A webhook or callback URL is malformed, not https, names a private, loopback or link-local host, or (for a job) is not a registered endpoint.',
   },
   'rate-limited': {
     status: 429,
