@@ -23,6 +23,7 @@ import { createRequire } from 'node:module';
 import { createServer } from 'node:net';
 import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { buildDemo } from './build-demo.ts';
 
 const REPO = fileURLToPath(new URL('../', import.meta.url));
 const WRANGLER = join(dirname(createRequire(import.meta.url).resolve('wrangler/package.json')), 'bin', 'wrangler.js');
@@ -234,6 +235,7 @@ async function main(): Promise<number> {
   const started = performance.now();
   const config = readConfig();
   await Promise.all([checkPortFree(config.edgePort, 'EDGE_PORT'), checkPortFree(config.originPort, 'ORIGIN_PORT')]);
+  await buildDemo(); // the demo page's assets, which wrangler dev serves at /
   const secret = sharedSecret();
   const { key, source: keySource } = devKey(config.stateDir);
   const keyHash = createHash('sha256').update(key, 'utf8').digest('hex');
@@ -358,7 +360,7 @@ async function main(): Promise<number> {
     `  API          ${edgeUrl}/v1   (GET /v1/models, POST /v1/analyze)`,
     `  docs         ${edgeUrl}/docs`,
     `  OpenAPI      ${edgeUrl}/openapi.json`,
-    `  demo page    ${demo === 404 ? 'coming' : `${edgeUrl}/`}`,
+    `  demo page    ${demo === 200 ? `${edgeUrl}/#key=${key}` : `${edgeUrl}/ (answered ${demo})`}`,
     `  origin       ${originUrl}   (KServe v2, signed with ORIGIN_HMAC_SECRET from .dev.vars)`,
     `  local state  ${shown(config.stateDir)}`,
     `  dev API key  ${key}`,

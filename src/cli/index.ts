@@ -1,8 +1,10 @@
 /**
- * The `latentsight` command: wires one file per command (`encode.ts`, `decode.ts`, `inspect.ts`);
+ * The `latentsight` command: wires one file per command (`encode.ts`, `decode.ts`, `inspect.ts`,
+ * `eval.ts`, `analyze.ts`);
  * exit codes and error printing live in `errors.ts`.
  */
 import { readFileSync } from 'node:fs';
+import { analyzeCommand } from './analyze.ts';
 import { decodeCommand } from './decode.ts';
 import { encodeCommand } from './encode.ts';
 import { type CliIo, EXIT_CODES_HELP, EXIT_USAGE, reportError } from './errors.ts';
@@ -18,15 +20,19 @@ const COMMANDS: Record<string, Command> = {
   decode: decodeCommand,
   inspect: inspectCommand,
   eval: evalCommand,
+  analyze: analyzeCommand,
 };
 
 const USAGE = `Usage: latentsight <command> [options]
 
 Commands:
   encode <image> -o <file> [--codec ID]   compress an image into a bitstream
+  encode <DIR> -o <OUTDIR>                compress a folder of images, with a summary table
   decode <file> -o <image.png>            decode a bitstream to PNG
   inspect <file>                          print a bitstream's header and latent statistics as JSON
   eval rd --images DIR [--json]           rate-distortion against JPEG, mozjpeg, WebP and AVIF
+  analyze <image|bitstream|DIR> --endpoint URL --key KEY [--tasks LIST] [--json]
+                                          labels and segmentation from the API
   help                                    show this message
 
 Options:
