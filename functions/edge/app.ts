@@ -6,6 +6,7 @@
 import { Hono } from 'hono';
 import { cors } from 'hono/cors';
 import { createLogger } from '../../src/protocol/log.ts';
+import { discardUnreadBody } from './body.ts';
 import { BreakerRegistry } from './breaker.ts';
 import type { AppDeps, AppEnv } from './context.ts';
 import { BUNDLED_TABLES, MANIFEST } from './models.ts';
@@ -52,6 +53,7 @@ export function createApp(overrides: Partial<AppDeps> = {}): Hono<AppEnv> {
     c.set('requestId', given && REQUEST_ID.test(given) ? given : crypto.randomUUID());
     c.set('deps', deps);
     await next();
+    await discardUnreadBody(c.req.raw, readConfig(c.env, deps.config).maxBodyBytes);
     c.header('x-request-id', c.get('requestId'));
     // Workers' clocks advance only across I/O, so `ms` is the request's wall time spent waiting (KV, origin).
     const fields = { request_id: c.get('requestId'), method: c.req.method, path: c.req.path, status: c.res.status, ms: Date.now() - started };

@@ -136,3 +136,44 @@ function tooLarge(what: string, maxBytes: number): ProblemError {
 function trailing(declared: number, received: number): BitstreamError {
   return new BitstreamError('TRAILING_DATA', `More than ${declared} bytes arrived (${received} so far) for a stream that declares ${declared}.`);
 }
+
+/**
+ * Reads and drops what is left of a request body that a handler answered without reading (an early
+ * 401, 415 or 422), up to `limit` bytes, then cancels the rest. Under `wrangler dev`, a response sent
+ * over an unread body left the client's keep-alive connection broken, and the client's next request
+ * failed; reading the body to its end (it is bounded by the edge's body limit) keeps the connection
+ * usable. Bodies over the limit are cancelled: the client is told 413 or similar anyway.
+ *
+ * @example
+ * await next(); await discardUnreadBody(c.req.raw, config.maxBodyBytes)
+ */
+export async function discardUnreadBody(request: Request, limit: number): Promise<void> {
+  if (!request.body || request.bodyUsed) return;
+  const declared = Number(request.headers.get('content-length') ?? NaN);
+  if (declared > limit) {
+    await request.body.cancel().catch(() => {});
+    return;
+  }
+  let reader: ReadableStreamDefaultReader<Uint8Array>;
+  try {
+    reader = request.body.getReader();
+  } catch {
+    return; // Locked: a handler is reading it.
+  }
+  try {
+    let seen = 0;
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) return;
+      seen += value.byteLength;
+      if (seen > limit) {
+        await reader.cancel();
+        return;
+      }
+    }
+  } catch {
+    // The client went away: nothing to keep usable.
+  } finally {
+    reader.releaseLock();
+  }
+}

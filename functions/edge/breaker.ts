@@ -6,6 +6,10 @@
  *
  *   closed --(threshold consecutive failures)--> open --(cooldown)--> half-open
  *   half-open: one probe at a time; success -> closed, failure -> open again
+ *
+ * A probe that never reports (its request was cancelled, its isolate's invocation ended) would hold
+ * the half-open slot for ever; after `cooldownMs` without a report it counts as lost and the next
+ * caller probes instead.
  */
 
 export interface BreakerOptions {
@@ -31,6 +35,7 @@ export class CircuitBreaker {
   #openedAt = 0;
   #state: BreakerState = 'closed';
   #probing = false;
+  #probeStartedAt = 0;
 
   constructor(options: BreakerOptions) {
     this.#threshold = options.failureThreshold;
@@ -53,6 +58,7 @@ export class CircuitBreaker {
     if (wait > 0 || this.state === 'closed') return wait;
     this.#state = 'half-open';
     this.#probing = true;
+    this.#probeStartedAt = this.#now();
     return 0;
   }
 
@@ -60,7 +66,10 @@ export class CircuitBreaker {
   waitMs(): number {
     const state = this.state;
     if (state === 'open') return this.#openedAt + this.#cooldownMs - this.#now();
-    if (state === 'half-open' && this.#probing) return Math.max(1, Math.round(this.#cooldownMs / 10));
+    if (state === 'half-open' && this.#probing) {
+      if (this.#now() - this.#probeStartedAt >= this.#cooldownMs) return 0;
+      return Math.max(1, Math.round(this.#cooldownMs / 10));
+    }
     return 0;
   }
 

@@ -107,16 +107,23 @@ export async function infer(call: InferCall, config: EdgeConfig, breaker: Circui
     if (wait > 0) {
       throw new OriginError('CIRCUIT_OPEN', 'the circuit breaker of the origin is open', Math.max(1, Math.ceil(wait / 1000)));
     }
-    const headers = {
-      'content-type': 'application/octet-stream',
-      'content-encoding': 'gzip',
-      'accept-encoding': 'gzip',
-      [HEADER_LENGTH_HEADER]: String(headerLength),
-      'x-request-id': call.requestId,
-      // Signed per attempt: the timestamp must be fresh when the origin checks it.
-      ...(await signatureHeaders(key, 'POST', url, gz, Math.floor(deps.now() / 1000))),
-    };
-    const outcome = await attemptOnce(url.href, { method: 'POST', headers, body: gz }, Math.min(config.originTimeoutMs, remaining), deps);
+    let outcome: Map<string, Tensor> | OriginError;
+    try {
+      const headers = {
+        'content-type': 'application/octet-stream',
+        'content-encoding': 'gzip',
+        'accept-encoding': 'gzip',
+        [HEADER_LENGTH_HEADER]: String(headerLength),
+        'x-request-id': call.requestId,
+        // Signed per attempt: the timestamp must be fresh when the origin checks it.
+        ...(await signatureHeaders(key, 'POST', url, gz, Math.floor(deps.now() / 1000))),
+      };
+      outcome = await attemptOnce(url.href, { method: 'POST', headers, body: gz }, Math.min(config.originTimeoutMs, remaining), deps);
+    } catch (error) {
+      // Every attempt the breaker let through must report, or a half-open breaker waits for it.
+      breaker.failure();
+      throw error;
+    }
     if (outcome instanceof Map) {
       breaker.success();
       return outcome;

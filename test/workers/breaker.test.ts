@@ -49,4 +49,18 @@ describe('CircuitBreaker', () => {
     expect(b.state).toBe('open');
     expect(b.acquire()).toBe(1000);
   });
+
+  it('counts a probe that never reports as lost after a cooldown, and lets the next caller probe', () => {
+    const { b, clock } = breaker(1, 1000);
+    b.failure();
+    clock.t = 1000;
+    expect(b.acquire()).toBe(0);
+    // The probe's request was cancelled: neither success() nor failure() ever comes.
+    clock.t = 1999;
+    expect(b.acquire()).toBeGreaterThan(0);
+    clock.t = 2000;
+    expect(b.acquire()).toBe(0);
+    b.success();
+    expect(b.state).toBe('closed');
+  });
 });
