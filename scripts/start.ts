@@ -34,7 +34,7 @@ const DEV_KEY_FILE = 'latentsight-dev-key';
 /** Same syntax as the edge's Bearer token (functions/edge/auth.ts). */
 const KEY_SYNTAX = /^[A-Za-z0-9\-._~+/]{8,256}=*$/;
 /** The record the edge expects in API_KEYS (functions/edge/auth.ts `ApiKeyRecord`). */
-const DEV_KEY_RECORD = { tenant: 'dev', scopes: ['analyze'], rate_limit_per_minute: 6000, store_bitstreams: true };
+const DEV_KEY_RECORD = { tenant: 'dev', scopes: ['analyze', 'admin'], rate_limit_per_minute: 6000, store_bitstreams: true };
 const STOP_GRACE_MS = 10_000;
 const LOG_TAIL = 25;
 
@@ -314,6 +314,9 @@ async function main(): Promise<number> {
       config.stateDir,
       '--var',
       `ORIGIN_URL:${originUrl}`,
+      // Development rules for webhook callback URLs: http://localhost receivers may register.
+      '--var',
+      'ENVIRONMENT:development',
       '--show-interactive-dev-session=false',
     ],
     wranglerEnv,
@@ -364,7 +367,7 @@ async function main(): Promise<number> {
     `  origin       ${originUrl}   (KServe v2, signed with ORIGIN_HMAC_SECRET from .dev.vars)`,
     `  local state  ${shown(config.stateDir)}`,
     `  dev API key  ${key}`,
-    `               (${keySource}; tenant "dev", scope analyze, ${DEV_KEY_RECORD.rate_limit_per_minute}/min)`,
+    `               (${keySource}; tenant "dev", scopes ${DEV_KEY_RECORD.scopes.join(', ')}, ${DEV_KEY_RECORD.rate_limit_per_minute}/min)`,
     '',
     'Try it:',
     `  npx latentsight encode ${sample} -o /tmp/kodim23.lsb`,
