@@ -35,7 +35,8 @@ export interface Codec {
  * await sha256Hex(new TextEncoder().encode('abc')) // 'ba7816bf...'
  */
 export async function sha256Hex(bytes: Uint8Array): Promise<string> {
-  const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', bytes));
+  // Web Crypto's types take ArrayBuffer-backed views only; ours never view a SharedArrayBuffer.
+  const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', bytes as Uint8Array<ArrayBuffer>));
   let hex = '';
   for (const b of digest) hex += b.toString(16).padStart(2, '0');
   return hex;
