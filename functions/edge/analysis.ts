@@ -5,7 +5,8 @@
  * interleaved with reading the request.
  */
 import { getResult, putResult, resultKey } from './cache.ts';
-import { readConfig } from './config.ts';
+import type { BitstreamHeader } from '../../src/bitstream/index.ts';
+import { type EdgeConfig, readConfig } from './config.ts';
 import type { AppDeps } from './context.ts';
 import { checkStream, decodeStreamLatents } from './decode.ts';
 import { hex, sha256 } from './digest.ts';
@@ -40,19 +41,33 @@ export async function analyzeBytes(bytes: Uint8Array, tasks: Task[] | undefined,
   if (cached) return { results: cached.results, models, bitstreamSha256, cache: 'hit' };
 
   const latents = decodeStreamLatents(stream, codec);
-  const header = stream.header;
+  const results = await inferTasks(deps, config, requestId, models, stream.header, latents);
+  await putResult(env.RESULTS, key, results, config.resultTtlSeconds);
+  return { results, models, bitstreamSha256, cache: 'miss' };
+}
+
+/**
+ * Sends the latents to every task model at the origin, in parallel, and formats their answers. One
+ * task failing fails the whole (a partial answer would be cached as if it were whole), but only once
+ * every call has ended: a call abandoned when its request ends may be the circuit breaker's half-open
+ * probe, which would then never report, and the breaker would shed requests for a cooldown more.
+ *
+ * @example
+ * const results = await inferTasks(deps, config, requestId, models, stream.header, latents)
+ */
+export async function inferTasks(deps: AppDeps, config: EdgeConfig, requestId: string, models: TaskModel[], header: BitstreamHeader, latents: Int16Array): Promise<Record<string, unknown>> {
   const data = int16Bytes(latents);
   const shape = [1, header.channels, header.latentHeight, header.latentWidth];
   const breaker = deps.breakers.get(config.originUrl, { failureThreshold: config.breakerFailureThreshold, cooldownMs: config.breakerCooldownMs, now: deps.origin.now });
-  const answers = await Promise.all(
+  const settled = await Promise.allSettled(
     models.map(async (model) => {
       const outputs = await infer({ modelId: model.id, requestId, inputName: 'latents', shape, data, outputs: TASK_OUTPUTS[model.task] }, config, breaker, deps.origin);
       return [model.task, model.task === 'classify' ? formatClassify(outputs, model) : await formatSegment(outputs, model, header)] as const;
     }),
   );
-  const results = Object.fromEntries(answers);
-  await putResult(env.RESULTS, key, results, config.resultTtlSeconds);
-  return { results, models, bitstreamSha256, cache: 'miss' };
+  const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
+  if (failed) throw failed.reason;
+  return Object.fromEntries(settled.map((s) => (s as PromiseFulfilledResult<readonly [Task, unknown]>).value));
 }
 
 /**

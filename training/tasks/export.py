@@ -144,7 +144,7 @@ def session(proto):
     return ort.InferenceSession(proto.SerializeToString(), opts, providers=["CPUExecutionProvider"])
 
 
-def check_inputs(arch, ckpt, cache_dir):
+def check_inputs(arch, ckpt, cache_dir, n=None):
     """Real val inputs from the latents.py cache when present, else random ones."""
     cfg = ckpt["config"]
     tasks = os.path.join(expand(cache_dir), "tasks")
@@ -152,7 +152,7 @@ def check_inputs(arch, ckpt, cache_dir):
     kind = {"latent": "latents", "decoded": "decoded"}.get(arch["input"], "rgb")
     folder = "source" if kind == "rgb" else cfg["codec_id"]
     path = os.path.join(tasks, folder, f"{name}.{kind}.npy")
-    n = 8 if arch["task"] == "classify" else 3
+    n = n or (8 if arch["task"] == "classify" else 3)
     if os.path.exists(path):
         a = np.array(np.load(path, mmap_mode="r")[:n])
         return (a if a.dtype == np.int16 else
@@ -195,6 +195,40 @@ def check(graph, proto, arch, x):
     return report
 
 
+def fp16_weights(proto):
+    """Every float32 initializer stored as float16 behind a Cast (onnxruntime folds it at load)."""
+    proto = onnx.ModelProto.FromString(proto.SerializeToString())
+    g, casts = proto.graph, []
+    for i, init in enumerate(g.initializer):
+        if init.data_type != onnx.TensorProto.FLOAT or np.prod(init.dims) < 16:
+            continue
+        name, arr = init.name, onnx.numpy_helper.to_array(init)
+        g.initializer[i].CopyFrom(onnx.numpy_helper.from_array(arr.astype(np.float16), name + "_fp16"))
+        casts.append(onnx.helper.make_node("Cast", [name + "_fp16"], [name], to=onnx.TensorProto.FLOAT))
+    nodes = casts + list(g.node)
+    del g.node[:]
+    g.node.extend(nodes)
+    onnx.checker.check_model(proto)
+    return proto
+
+
+def choose_weights(proto, arch, ckpt, args, n_cls=512, n_seg=16):
+    """fp16 storage halves the file; kept when its outputs match fp32's on real val inputs."""
+    if args.weights != "auto":
+        return {"stored": args.weights, "checked": False}
+    x, source = check_inputs(arch, ckpt, args.cache_dir, n=n_cls if arch["task"] == "classify" else n_seg)
+    s32, s16 = session(proto), session(fp16_weights(proto))
+    name = proto.graph.input[0].name
+    agree = []
+    for i in range(0, len(x), 8):
+        a, b = s32.run(None, {name: x[i:i + 8]})[-1], s16.run(None, {name: x[i:i + 8]})[-1]
+        agree.append(np.mean((a[:, 0] == b[:, 0]) if arch["task"] == "classify" else (a == b)))
+    agreement = float(np.mean(agree))
+    what = "top1_agreement" if arch["task"] == "classify" else "pixel_agreement"
+    return {"stored": "fp16" if agreement >= 0.995 else "fp32", "checked": True, "inputs": source,
+            "n": len(x), what: agreement}
+
+
 def labels_of(task, data):
     if task == "classify":
         classes = json.load(open(os.path.join(data, "imagenette", "classes.json")))
@@ -212,6 +246,15 @@ def synthesis_macs(codec_id, shape_hw):
     return onnx_macs(onnx.load(path), [1, 64, *shape_hw])
 
 
+KSERVE_DATATYPES = {"int16": "INT16", "float32": "FP32", "int64": "INT64", "uint8": "UINT8"}
+
+
+def kserve_spec(spec):
+    """{name, dtype, dims} -> the origin manifest's {name, datatype, shape}."""
+    return {"name": spec["name"], "datatype": KSERVE_DATATYPES[spec["dtype"]],
+            "shape": [d if isinstance(d, int) else -1 for d in spec["dims"]]}
+
+
 def manifest_entry(args, ckpt, arch, files, in_spec, out_specs, notes, macs, data):
     cfg, task = ckpt["config"], arch["task"]
     labels, void = labels_of(task, data)
@@ -221,7 +264,9 @@ def manifest_entry(args, ckpt, arch, files, in_spec, out_specs, notes, macs, dat
         "version": args.version, "input": arch["input"],
         "codec": cfg["codec_id"] if arch["input"] in ("latent", "decoded") else None,
         "files": files,
-        "shapes": {"task": {"inputs": [in_spec], "outputs": out_specs, "notes": notes}},
+        "shapes": {"model": {"inputs": [in_spec], "outputs": out_specs, "notes": notes}},
+        # What the origin serves (KServe v2 names and datatypes; -1 for a dynamic axis).
+        "inputs": [kserve_spec(in_spec)], "outputs": [kserve_spec(o) for o in out_specs],
         "labels": labels,
         "macs": macs, "params": ckpt["params"],
         "macs_at": ("224x224 image (28x28 latents)" if task == "classify"
@@ -266,6 +311,9 @@ def main():
     ap.add_argument("--cache-dir", "--cache_dir", default=DEFAULT_CACHE,
                     help="val inputs for the check")
     ap.add_argument("--write-manifest", "--write_manifest", action="store_true")
+    ap.add_argument("--weights", choices=["auto", "fp16", "fp32"], default="auto",
+                    help="auto: fp16 storage unless it changes >0.5%% of top-1 classes / mask pixels "
+                         "against fp32 on val inputs")
     args = ap.parse_args()
     if not re.fullmatch(r"[a-z0-9._-]{1,32}", args.id):
         raise SystemExit(f"--id {args.id!r}: 1-32 characters of [a-z0-9._-]")
@@ -286,6 +334,9 @@ def main():
     if abs(macs - ckpt["macs"]) > 0.01 * ckpt["macs"]:
         raise SystemExit(f"MAC counts disagree: ONNX graph {macs}, torch hooks {ckpt['macs']}")
 
+    report["weights"] = choose_weights(proto, arch, ckpt, args)
+    if report["weights"]["stored"] == "fp16":
+        proto = fp16_weights(proto)
     data = proto.SerializeToString()
     if len(data) > MAX_BYTES:
         raise SystemExit(f"{len(data)} bytes: over the {MAX_BYTES}-byte limit per model file")
@@ -296,9 +347,12 @@ def main():
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path, "wb") as f:
         f.write(data)
-    files = {"task": {"path": rel, "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}}
+    files = {"model": {"path": rel, "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}}
     entry = manifest_entry(args, ckpt, arch, files, in_spec, out_specs, notes, macs,
                            expand(args.data))
+    # Metrics come from the fp32 network; `weights` says how the file stores them and how closely
+    # the stored graph agrees with fp32 on val inputs.
+    entry["weights"] = report["weights"]
     if args.write_manifest:
         manifest_path = os.path.join(expand(args.out), "manifest.json")
         manifest = {"schema": 1, "models": []}

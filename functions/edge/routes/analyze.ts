@@ -12,6 +12,7 @@
  */
 import type { Context } from 'hono';
 import type { BitstreamHeader } from '../../../src/bitstream/index.ts';
+import { inferTasks } from '../analysis.ts';
 import { storeBitstream } from '../archive.ts';
 import { type ApiKey, authenticate, requireScope } from '../auth.ts';
 import { checkMediaType, readBitstream } from '../body.ts';
@@ -20,12 +21,9 @@ import { type EdgeConfig, readConfig } from '../config.ts';
 import type { AppEnv } from '../context.ts';
 import { checkStream, codecFor, decodeStreamLatents } from '../decode.ts';
 import { hex, sha256 } from '../digest.ts';
-import { int16Bytes } from '../kserve.ts';
-import { infer } from '../origin.ts';
 import { ProblemError } from '../problem.ts';
 import type { RateDecision } from '../rate-limiter.ts';
 import { type ModelRegistry, TASKS, type Task, type TaskModel } from '../registry.ts';
-import { TASK_OUTPUTS, formatClassify, formatSegment } from '../results.ts';
 import { Timings } from '../timings.ts';
 
 /** The scope a key needs for this route. */
@@ -101,27 +99,9 @@ export async function analyze(c: Context<AppEnv>): Promise<Response> {
   });
 }
 
-/**
- * Sends the latents to every task model at the origin, in parallel, and formats their answers.
- * One task failing fails the request: a partial answer would be cached as if it were whole.
- */
+/** Every task model's answer for the latents (see `inferTasks`). */
 async function runModels(c: Context<AppEnv>, config: EdgeConfig, models: TaskModel[], header: BitstreamHeader, latents: Int16Array) {
-  const deps = c.get('deps');
-  const data = int16Bytes(latents);
-  const shape = [1, header.channels, header.latentHeight, header.latentWidth];
-  const breaker = deps.breakers.get(config.originUrl, {
-    failureThreshold: config.breakerFailureThreshold,
-    cooldownMs: config.breakerCooldownMs,
-    now: deps.origin.now,
-  });
-  const answers = await Promise.all(
-    models.map(async (model) => {
-      const call = { modelId: model.id, requestId: c.get('requestId'), inputName: 'latents', shape, data, outputs: TASK_OUTPUTS[model.task] };
-      const outputs = await infer(call, config, breaker, deps.origin);
-      return [model.task, model.task === 'classify' ? formatClassify(outputs, model) : await formatSegment(outputs, model, header)] as const;
-    }),
-  );
-  return Object.fromEntries(answers);
+  return inferTasks(c.get('deps'), config, c.get('requestId'), models, header, latents);
 }
 
 /**
