@@ -25,6 +25,8 @@ type Step = 'codec' | 'encode' | 'decode' | 'jpeg' | 'analyze';
 /** What the page did last; read by test/e2e/browser.test.ts. */
 interface DemoState {
   status: 'idle' | 'busy' | 'done' | 'error';
+  /** Runs started so far: a test waits for its own run, not the previous one's status. */
+  runs: number;
   threads: number;
   image?: { width: number; height: number };
   bitstream?: Uint8Array;
@@ -48,7 +50,7 @@ declare global {
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
 const MAX_SIDE = 4096;
 const threads = globalThis.crossOriginIsolated ? Math.max(1, Math.min(4, navigator.hardwareConcurrency || 1)) : 1;
-const state: DemoState = { status: 'idle', threads, benchEncode };
+const state: DemoState = { status: 'idle', runs: 0, threads, benchEncode };
 window.latentsight = state;
 
 let codecPromise: Promise<Codec> | undefined;
@@ -162,7 +164,7 @@ async function jpegAtPsnr(canvas: HTMLCanvasElement, original: RgbImage, target:
 async function run(file: Blob, name: string): Promise<void> {
   const id = ++runId;
   const stale = () => id !== runId;
-  Object.assign(state, { status: 'busy', bitstream: undefined, latents: undefined, result: undefined, error: undefined, jpeg: undefined, psnr: undefined, encodeMs: undefined });
+  Object.assign(state, { status: 'busy', runs: id, bitstream: undefined, latents: undefined, result: undefined, error: undefined, jpeg: undefined, psnr: undefined, encodeMs: undefined });
   $('error').hidden = true;
   for (const s of ['codec', 'encode', 'decode', 'jpeg', 'analyze'] as Step[]) setStep(s, '');
   $('results').hidden = true;
@@ -348,7 +350,10 @@ const fromFragment = new URLSearchParams(location.hash.slice(1)).get('key');
 if (fromFragment) keyInput.value = fromFragment;
 
 $<HTMLInputElement>('file').addEventListener('change', (e) => {
-  const file = (e.target as HTMLInputElement).files?.[0];
+  const input = e.target as HTMLInputElement;
+  const file = input.files?.[0];
+  // Cleared so that choosing the same file again (say, after fixing the key) runs again.
+  input.value = '';
   if (file) void run(file, file.name);
 });
 const drop = $('drop');

@@ -44,6 +44,7 @@ interface PageRun {
 declare const window: {
   latentsight: {
     status: string;
+    runs: number;
     threads: number;
     image?: { width: number; height: number };
     bitstream?: Uint8Array;
@@ -182,8 +183,9 @@ describe('the demo page', () => {
     if (withModels) {
       // With models, a wrong key is the refusal to show.
       await page.fill('#key', 'ls_wrong_key_0000');
+      const before = await page.evaluate(() => window.latentsight.runs);
       await page.setInputFiles('#file', KODAK);
-      await page.waitForFunction(() => ['done', 'error'].includes(window.latentsight.status), undefined, { timeout: 170_000, polling: 250 });
+      await page.waitForFunction((n) => window.latentsight.runs > n && ['done', 'error'].includes(window.latentsight.status), before, { timeout: 170_000, polling: 250 });
     }
     const shown = await page.evaluate(() => window.latentsight.error);
     expect(shown?.step).toBe('analyze');
