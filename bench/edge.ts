@@ -11,8 +11,8 @@
  *    (the floor any validation pays).
  * 2. miss_p99_ms, hit_p99_ms, hit_rps: the Worker under `wrangler dev` machinery
  *    (unstable_startWorker, workerd, local KV / R2 / Durable Objects) in front of the real origin
- *    process (functions/origin with the protocol-fixture models of test/fixtures/models, whose
- *    cls-c64-test runs on ls-f8-q2 latents). Misses: each Kodak stream once; hit latency: one client
+ *    process (functions/origin with the shipped models of models/manifest.json). Misses
+ *    (`tasks=classify`, the latent classifier): each Kodak stream once; hit latency: one client
  *    re-sending them 200 times (the first 10 untimed); hit_rps: 50 concurrent clients for
  *    BENCH_SECONDS (default 10). Every answer is checked: 200, the right cache state, the same top-5
  *    as the miss; anything else counts in `errors`. Client and server share this machine's cores.
@@ -116,8 +116,7 @@ function measureDecode(registry: ModelRegistry, streams: Stream[]) {
 
 /**
  * The Worker (workerd, local bindings) in front of the real origin. A bench-only entry module wraps
- * the production app: it adds the fixture task models to the bundled manifest (the reference task
- * models do not exist yet) and a route that stores the bench's API key.
+ * the production app, adding only a route that stores the bench's API key.
  */
 async function measureStack(streams: Stream[]) {
   const { startOrigin } = await import('../functions/origin/process.ts');
@@ -125,7 +124,7 @@ async function measureStack(streams: Stream[]) {
   process.env.CLOUDFLARE_CF_FETCH_ENABLED ??= 'false';
   const { unstable_startWorker } = await import('wrangler');
   const secret = `bench-${crypto.randomUUID()}`;
-  const origin = await startOrigin({ ORIGIN_MANIFEST: join(REPO, 'test/fixtures/models/manifest.json'), ORIGIN_HMAC_SECRET: secret, ORIGIN_LOG_LEVEL: 'info' });
+  const origin = await startOrigin({ ORIGIN_HMAC_SECRET: secret, ORIGIN_LOG_LEVEL: 'info' });
   const dir = join(REPO, 'node_modules/.cache/latentsight-bench-edge');
   await mkdir(dir, { recursive: true });
   const entry = join(dir, 'entry.ts');
@@ -229,18 +228,16 @@ async function measureStack(streams: Stream[]) {
   }
 }
 
-/** A bench-only Worker entry: the production app with the fixture task models added. */
+/** A bench-only Worker entry: the production app, plus a route that stores the bench's key. */
 function benchEntry(): string {
   const at = (path: string) => JSON.stringify(join(REPO, path));
   return `// Written by bench/edge.ts; not part of the Worker.
 import { createApp } from ${at('functions/edge/app.ts')};
 import { BUNDLED_TABLES, MANIFEST } from ${at('functions/edge/models.ts')};
 import { loadRegistry } from ${at('functions/edge/registry.ts')};
-import fixtures from ${at('test/fixtures/models/manifest.json')};
-export { RateLimiter } from ${at('functions/edge/rate-limiter.ts')};
-const manifest = MANIFEST as { schema: number; models: object[] };
+export { RateLimiter, IdempotencyKeys, TenantStore, Reevaluator } from ${at('functions/edge/index.ts')};
 let registry: ReturnType<typeof load> | undefined;
-const load = () => loadRegistry({ ...manifest, models: [...manifest.models, ...fixtures.models] }, BUNDLED_TABLES).then((r) => r.registry);
+const load = () => loadRegistry(MANIFEST, BUNDLED_TABLES).then((r) => r.registry);
 const app = createApp({ registry: () => (registry ??= load()) });
 export default {
   async fetch(request: Request, env: Env, ctx: ExecutionContext) {
