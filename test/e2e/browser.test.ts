@@ -9,6 +9,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
+import ort from 'onnxruntime-node';
 import { type Browser, type Page, chromium } from 'playwright-core';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -35,7 +36,10 @@ interface PageRun {
   result?: {
     bpp: number;
     image: { width: number; height: number };
-    results: { classify?: { top: { label: string; score: number }[] }; segment?: { width: number; height: number; mask: string; classes: unknown[] } };
+    results: {
+      classify?: { top: { label: string; id: string; score: number }[] };
+      segment?: { width: number; height: number; mask: string; classes: unknown[]; fractions: Record<string, number> };
+    };
   };
   error?: { step: string; code: string; message: string };
 }
@@ -177,6 +181,32 @@ describe('the demo page', () => {
     expect([mask.width, mask.height]).toEqual([768, 512]);
     expect(await page.locator('#labels li').count()).toBe(5);
     expect(await page.locator('#legend li').count()).toBeGreaterThan(0);
+
+    // The edge sent the origin the latents it decoded; the same models run here, in Node, on the
+    // latents the browser's analysis transform produced must give the same answers (both are
+    // deterministic ONNX graphs on the same CPU): the edge decoded exactly the browser's latents.
+    const latents = new Int16Array(new Uint8Array(Buffer.from(run.latents!, 'base64')).buffer);
+    const header = readHeader(new Uint8Array(bytes));
+    const input = new ort.Tensor('int16', latents, [1, header.channels, header.latentHeight, header.latentWidth]);
+    const manifest = JSON.parse(await readFile(MANIFEST, 'utf8')) as { models: { id: string; kind: string; codec?: string; files: { model?: { path: string } }; labels: { id: string | number }[] }[] };
+    const served = (kind: string) => manifest.models.find((m) => m.kind === kind && m.codec === codec.id)!;
+    const run1 = async (kind: string) => {
+      const entry = served(kind);
+      const session = await ort.InferenceSession.create(fileURLToPath(new URL(`../../models/${entry.files.model!.path}`, import.meta.url)));
+      return { entry, outputs: await session.run({ latents: input }) };
+    };
+    const cls = await run1('classifier');
+    const classes = Array.from(cls.outputs.classes.data as BigInt64Array, Number);
+    const scores = Array.from(cls.outputs.scores.data as Float32Array);
+    expect(result.results.classify!.top.map((t) => t.id)).toEqual(classes.map((c) => String(cls.entry.labels[c].id)));
+    result.results.classify!.top.forEach((t, i) => expect(t.score).toBeCloseTo(scores[i], 4));
+    const seg = await run1('segmenter');
+    const nodeMask = seg.outputs.mask.data as Uint8Array;
+    const [maskH, maskW] = seg.outputs.mask.dims.slice(1);
+    const counts = new Map<number, number>();
+    for (let y = 0; y < 512; y++) for (let x = 0; x < 768; x++) counts.set(nodeMask[y * maskW + x], (counts.get(nodeMask[y * maskW + x]) ?? 0) + 1);
+    expect(maskH).toBeGreaterThanOrEqual(512);
+    seg.entry.labels.forEach((label, index) => expect(result.results.segment!.fractions[String(label.id)]).toBeCloseTo((counts.get(index) ?? 0) / (768 * 512), 6));
   });
 
   it('reports an API refusal on the page instead of failing silently', async () => {

@@ -6,6 +6,7 @@
  * hostile bodies, and the logs (one request id across edge and origin, no secret in either).
  */
 import { execFile } from 'node:child_process';
+import { request } from 'node:http';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -128,10 +129,15 @@ describe('the local stack, end to end', () => {
     const truncated = await expectProblem(await analyze(streams.kodim23.subarray(0, 100)), 422);
     expect(truncated.code).toBe('TRUNCATED');
 
-    // 5 MiB against the 4 MiB limit: cut off while reading.
+    // 5 MiB against the 4 MiB limit: refused from its Content-Length, and the edge stops reading. The
+    // connection may then close while the client is still sending: a client that reads the answer as
+    // it arrives (node:http, unlike fetch) always sees it.
     const huge = new Uint8Array(5 << 20);
     huge.set(streams.kodim23.subarray(0, 40));
-    await expectProblem(await analyze(huge), 413);
+    const tooLarge = await postEarlyAnswer(`${stack.edgeUrl}/v1/analyze?tasks=classify`, { authorization: `Bearer ${stack.apiKey}`, 'content-type': BITSTREAM }, huge);
+    expect(tooLarge.status).toBe(413);
+    expect(tooLarge.contentType).toMatch(/^application\/problem\+json/);
+    expect(JSON.parse(tooLarge.body)).toMatchObject({ status: 413, code: 'BODY_TOO_LARGE' });
 
     await expectProblem(await analyze(streams.kodim23, { contentType: 'image/png' }), 415);
     await expectProblem(await analyze(streams.kodim23, { key: 'ls_e2e_not-a-key-at-all' }), 401);
@@ -169,6 +175,24 @@ describe('the local stack, end to end', () => {
     expect(((await res.json()) as AnalyzeBody).cache).toBe('miss');
   });
 });
+
+/** POSTs `body` and resolves with the answer as soon as it is complete, even if the server stops reading the body. */
+function postEarlyAnswer(url: string, headers: Record<string, string>, body: Uint8Array): Promise<{ status: number; contentType: string; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, { method: 'POST', headers: { ...headers, 'content-length': String(body.byteLength) } }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (d: string) => (text += d));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, contentType: String(res.headers['content-type'] ?? ''), body: text }));
+      res.on('error', reject);
+    });
+    const timer = setTimeout(() => req.destroy(new Error('no answer in time')), HANG_GUARD_MS);
+    req.on('close', () => clearTimeout(timer));
+    // EPIPE / ECONNRESET while still writing: the answer (or its absence) decides.
+    req.on('error', (e) => setTimeout(() => reject(e), 1000));
+    req.end(body);
+  });
+}
 
 function jsonLines(lines: string[]): Record<string, unknown>[] {
   const out: Record<string, unknown>[] = [];
