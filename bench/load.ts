@@ -6,7 +6,7 @@
  * models/manifest.json, real HTTP on this machine; client and servers share its cores.
  *
  * Two phases of BENCH_LOAD_SECONDS (default 60) each, BENCH_LOAD_CLIENTS (default 50) closed-loop
- * clients with keep-alive:
+ * clients with keep-alive, asking for BENCH_LOAD_TASKS (default `classify,segment`):
  * - hits: every client re-sends one Kodak bitstream (kodim23, 768x512) that is already cached.
  * - misses: every request carries a bitstream never sent before, so each one is decoded at the edge and
  *   inferred at the origin: kodim23's latents with one value changed (a different element per request),
@@ -41,6 +41,7 @@ interface PhaseResult {
 export async function benchLoad(): Promise<Record<string, unknown>> {
   const seconds = positive('BENCH_LOAD_SECONDS', 60);
   const clients = positive('BENCH_LOAD_CLIENTS', 50);
+  const tasks = process.env.BENCH_LOAD_TASKS || 'classify,segment';
   const dir = await mkdtemp(join(tmpdir(), 'latentsight-load-'));
   const streamPath = join(dir, 'kodim23.lsb');
   await promisify(execFile)(process.execPath, [join(REPO, 'bin', 'latentsight.js'), 'encode', join(REPO, 'test/fixtures/kodim23.png'), '-o', streamPath], { cwd: REPO });
@@ -51,7 +52,7 @@ export async function benchLoad(): Promise<Record<string, unknown>> {
   const stack = await startStack();
   try {
     const send = async (bytes: Uint8Array, requestId: string) => {
-      const res = await fetch(`${stack.edgeUrl}/v1/analyze?tasks=classify,segment`, {
+      const res = await fetch(`${stack.edgeUrl}/v1/analyze?tasks=${encodeURIComponent(tasks)}`, {
         method: 'POST',
         headers: { authorization: `Bearer ${stack.apiKey}`, 'content-type': BITSTREAM, 'x-request-id': requestId },
         body: bytes,
@@ -80,6 +81,7 @@ export async function benchLoad(): Promise<Record<string, unknown>> {
       bench: 'load',
       clients,
       seconds,
+      tasks,
       rps: hits.rps,
       p50_ms: hits.p50_ms,
       p99_ms: hits.p99_ms,
