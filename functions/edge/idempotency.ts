@@ -18,6 +18,7 @@
 import { DurableObject } from 'cloudflare:workers';
 import type { MiddlewareHandler } from 'hono';
 import { authenticate } from './auth.ts';
+import { readBodyBounded } from './body.ts';
 import type { AppEnv } from './context.ts';
 import { hex, sha256 } from './digest.ts';
 import { ProblemError } from './problem.ts';
@@ -99,7 +100,7 @@ export function idempotent(maxBodyBytes: (env: Env) => number): MiddlewareHandle
       // The route answers the 401 itself; nothing is executed, so there is nothing to remember.
       return next();
     }
-    const bytes = await readBody(c.req.raw, maxBodyBytes(c.env));
+    const bytes = await readBodyBounded(c.req.raw, maxBodyBytes(c.env));
     const url = new URL(c.req.url);
     const fingerprint = hex(await sha256(concat([`${c.req.method}\n${url.pathname}\n${url.search}\n${c.req.header('content-type') ?? ''}\n`, bytes])));
     const stub = c.env.IDEMPOTENCY.getByName(`${apiKey.keyHash}\n${c.req.method} ${url.pathname}\n${key}`);
@@ -148,26 +149,6 @@ export function parseKey(header: string): string {
     throw new ProblemError('invalid-request', 'INVALID_IDEMPOTENCY_KEY', 'Idempotency-Key must be a string of 1 to 255 printable ASCII characters, e.g. "8e03978e-40d5-43e8-bc93-6894a57f9324".');
   }
   return key;
-}
-
-async function readBody(request: Request, maxBytes: number): Promise<Uint8Array> {
-  const tooLarge = () => new ProblemError('content-too-large', 'BODY_TOO_LARGE', `The body is larger than this route's limit of ${maxBytes} bytes.`);
-  if (Number(request.headers.get('content-length') ?? 0) > maxBytes) throw tooLarge();
-  if (!request.body) return new Uint8Array(0);
-  const reader = request.body.getReader();
-  const chunks: Uint8Array[] = [];
-  let total = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    total += value.length;
-    if (total > maxBytes) {
-      await reader.cancel().catch(() => {});
-      throw tooLarge();
-    }
-    chunks.push(value);
-  }
-  return concat(chunks);
 }
 
 function concat(parts: (Uint8Array | string)[]): Uint8Array<ArrayBuffer> {

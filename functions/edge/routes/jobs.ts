@@ -17,7 +17,7 @@ import { storeBitstream } from '../archive.ts';
 import { type ApiKey, authenticate, requireScope } from '../auth.ts';
 import type { JobMessage } from '../background.ts';
 import { readJobsConfig } from '../background.ts';
-import { checkMediaType, readBitstream } from '../body.ts';
+import { checkMediaType, readBitstream, readBodyBounded } from '../body.ts';
 import { checkCallbackUrl } from '../callback-url.ts';
 import { readConfig } from '../config.ts';
 import type { AppEnv } from '../context.ts';
@@ -198,28 +198,7 @@ async function readJson(c: Context<AppEnv>): Promise<Submission> {
 }
 
 async function readText(request: Request, maxBytes: number): Promise<string> {
-  if (Number(request.headers.get('content-length') ?? 0) > maxBytes) throw new ProblemError('content-too-large', 'BODY_TOO_LARGE', `The body is larger than ${maxBytes} bytes.`);
-  if (!request.body) return '';
-  const reader = request.body.getReader();
-  const chunks: Uint8Array[] = [];
-  let total = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    total += value.length;
-    if (total > maxBytes) {
-      await reader.cancel().catch(() => {});
-      throw new ProblemError('content-too-large', 'BODY_TOO_LARGE', `The body is larger than ${maxBytes} bytes.`);
-    }
-    chunks.push(value);
-  }
-  const out = new Uint8Array(total);
-  let at = 0;
-  for (const ch of chunks) {
-    out.set(ch, at);
-    at += ch.length;
-  }
-  return new TextDecoder().decode(out);
+  return new TextDecoder().decode(await readBodyBounded(request, maxBytes));
 }
 
 function invalid(code: string, detail: string): ProblemError {
