@@ -3,7 +3,7 @@
  *
  * The Worker under `wrangler dev` machinery (unstable_startWorker: workerd, local KV, R2, Queues with
  * their delays and dead letter queue, Durable Objects), the real origin process (functions/origin
- * with the protocol-fixture models; cls-c64-test classifies ls-f8-q2 latents) and a Node webhook
+ * with the shipped models; the jobs ask for `classify`, 64x48 images) and a Node webhook
  * receiver that verifies every delivery with the `standardwebhooks` reference library.
  *
  * 1. The origin is down (its port reserved, nothing listening). BENCH_JOBS (1000) jobs are
@@ -125,7 +125,7 @@ export async function benchJobs(): Promise<Record<string, unknown>> {
     // 2. The outage, then the origin comes back on its port.
     await sleep(outageSeconds * 1000);
     const during = await jobStates(url, auth, ids.slice(0, 50));
-    origin = await startOrigin({ ORIGIN_PORT: String(originPort), ORIGIN_MANIFEST: join(REPO, 'test/fixtures/models/manifest.json'), ORIGIN_HMAC_SECRET: secret, ORIGIN_LOG_LEVEL: 'info' });
+    origin = await startOrigin({ ORIGIN_PORT: String(originPort), ORIGIN_HMAC_SECRET: secret, ORIGIN_LOG_LEVEL: 'info' });
     const recovered = performance.now();
     // 4. Wait for every event.
     const deadline = recovered + timeoutSeconds * 1000;
@@ -156,7 +156,7 @@ export async function benchJobs(): Promise<Record<string, unknown>> {
       receiver_requests: receiver.requests,
       seconds_from_recovery_to_last_event: round((receiver.lastAt - recovered) / 1000),
       target: { jobs_completed: jobs, webhooks_verified: jobs, duplicate_events: 0 },
-      stack: 'wrangler unstable_startWorker (workerd, local Queues/KV/R2/DO) + functions/origin (fixture models) + Node receiver (standardwebhooks)',
+      stack: 'wrangler unstable_startWorker (workerd, local Queues/KV/R2/DO) + functions/origin (shipped models) + Node receiver (standardwebhooks)',
     };
   } finally {
     await worker.dispose();
@@ -204,20 +204,14 @@ function round(x: number): number {
   return Math.round(x * 100) / 100;
 }
 
-/** A bench-only Worker entry: the production handlers with the fixture task models added. */
+/** A bench-only Worker entry: the production handlers, plus a route that stores the bench's key. */
 function benchEntry(): string {
   const at = (path: string) => JSON.stringify(join(REPO, path));
   return `// Written by bench/jobs.ts; not part of the Worker.
 import { defaultDeps } from ${at('functions/edge/app.ts')};
 import { createWorker } from ${at('functions/edge/index.ts')};
-import { BUNDLED_TABLES, MANIFEST } from ${at('functions/edge/models.ts')};
-import { loadRegistry } from ${at('functions/edge/registry.ts')};
-import fixtures from ${at('test/fixtures/models/manifest.json')};
 export { RateLimiter, IdempotencyKeys, TenantStore, Reevaluator } from ${at('functions/edge/index.ts')};
-const manifest = MANIFEST as { schema: number; models: object[] };
-let registry: ReturnType<typeof load> | undefined;
-const load = () => loadRegistry({ ...manifest, models: [...manifest.models, ...fixtures.models] }, BUNDLED_TABLES).then((r) => r.registry);
-const worker = createWorker({ ...defaultDeps, registry: () => (registry ??= load()), webhookFetch: (u, i) => fetch(u, i), now: Date.now, random: Math.random });
+const worker = createWorker({ ...defaultDeps, webhookFetch: (u, i) => fetch(u, i), now: Date.now, random: Math.random });
 export default {
   async fetch(request: Request, env: Env, ctx: ExecutionContext) {
     if (new URL(request.url).pathname === '/__bench/key') {
