@@ -7,6 +7,7 @@ import { benchEntropy } from './entropy.ts';
 import { benchJobs } from './jobs.ts';
 import { benchLoad } from './load.ts';
 import { benchOrigin } from './origin.ts';
+import { benchStorage } from './storage.ts';
 
 const BENCHES: Record<string, () => Record<string, unknown> | Promise<Record<string, unknown>>> = {
   edge: benchEdge,
@@ -14,6 +15,7 @@ const BENCHES: Record<string, () => Record<string, unknown> | Promise<Record<str
   jobs: benchJobs,
   load: benchLoad,
   origin: benchOrigin,
+  storage: benchStorage,
 };
 
 const names = process.argv.slice(2);
