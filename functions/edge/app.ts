@@ -5,8 +5,8 @@
  */
 import { Hono } from 'hono';
 import { cors } from 'hono/cors';
-import { createLogger } from '../../src/protocol/log.ts';
 import { discardUnreadBody } from './body.ts';
+import { log as logger } from './log.ts';
 import { BreakerRegistry } from './breaker.ts';
 import type { AppDeps, AppEnv } from './context.ts';
 import { BUNDLED_TABLES, MANIFEST } from './models.ts';
@@ -22,9 +22,6 @@ import { listModels } from './routes/models.ts';
 import { createWebhook, deleteWebhook, listWebhooks, rotateWebhookSecret } from './routes/webhooks.ts';
 import { readConfig } from './config.ts';
 import { streamProblem } from './stream-problems.ts';
-
-/** JSON lines in the Worker's log stream (`wrangler tail`, Workers Logs); never keys, bodies or latents. */
-const logger = createLogger({ level: 'info' });
 
 /** A client's X-Request-Id is kept if it looks like an id; otherwise the edge makes one. */
 const REQUEST_ID = /^[A-Za-z0-9._:-]{8,128}$/;

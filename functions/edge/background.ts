@@ -5,6 +5,7 @@
  */
 import type { AppDeps } from './context.ts';
 import type { DeliveryRef } from './tenant-store.ts';
+import { log } from './log.ts';
 
 /** The messages of the `JOBS` queue, one kind per piece of work. */
 export type JobMessage =
@@ -70,7 +71,7 @@ export function readJobsConfig(env: Env): JobsConfig {
     if (raw === undefined || raw === '') return fallback;
     const value = Number(raw);
     if (Number.isSafeInteger(value) && value > 0) return value;
-    console.error(`ignoring var ${name}: not a positive integer`, { value: raw });
+    log.error('ignoring var: not a positive integer', { var: name, value: raw });
     return fallback;
   };
   return {

@@ -4,6 +4,7 @@
  */
 import type { Limits } from '../../src/bitstream/index.ts';
 import { EDGE_LIMITS } from './limits.ts';
+import { log } from './log.ts';
 
 export interface EdgeConfig {
   /** Base URL of the KServe v2 origin, without a trailing slash. */
@@ -77,6 +78,6 @@ function positiveInt(env: Env, name: string): number | undefined {
   if (raw === undefined || raw === '') return undefined;
   const value = Number(raw);
   if (Number.isSafeInteger(value) && value > 0) return value;
-  console.error(`ignoring var ${name}: not a positive integer`, { value: raw });
+  log.error('ignoring var: not a positive integer', { var: name, value: raw });
   return undefined;
 }

@@ -18,6 +18,7 @@ import { ProblemError } from './problem.ts';
 import type { Task } from './registry.ts';
 import { streamProblem } from './stream-problems.ts';
 import { type JobRecord, MAX_STORED_RESULT_BYTES } from './tenant-store.ts';
+import { log } from './log.ts';
 
 /**
  * The R2 key of a job's bitstream, kept from submission until the job completes.
@@ -51,7 +52,7 @@ export async function runJob(message: Message<JobMessage>, body: Extract<JobMess
   // The RPC type of a record with `unknown` members (metadata, results) collapses; it is a JobRecord.
   const { job, run } = (await store.claimJob(id, deps.now())) as { job: JobRecord | null; run: boolean };
   if (!job) {
-    console.warn('job message for an unknown job', { tenant, id });
+    log.warn('job message for an unknown job', { tenant, job_id: id });
     message.ack();
     return;
   }
@@ -112,7 +113,7 @@ async function handleFailure(error: unknown, message: Message<JobMessage>, job: 
     message.ack();
     return;
   }
-  console.error('job failed unexpectedly', { id: job.id, attempts: message.attempts, error: error instanceof Error ? `${error.name}: ${error.message}` : String(error) });
+  log.error('job failed unexpectedly', { job_id: job.id, attempts: message.attempts, error: error instanceof Error ? `${error.name}: ${error.message}` : String(error) });
   if (message.attempts > config.queueMaxRetries) {
     // The queue's last try: the message goes to the dead letter queue, the job is failed for good.
     await fail(env, deps, tenantOf, job, { code: 'INTERNAL', detail: 'The job failed repeatedly; it was moved to the dead letter queue.' });

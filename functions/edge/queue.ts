@@ -13,6 +13,7 @@ import { type BackgroundDeps, type JobMessage, type JobsConfig, readJobsConfig }
 import { runJob } from './jobs.ts';
 import { reevalItem, reevalPage } from './reeval.ts';
 import { deliver } from './webhooks.ts';
+import { log } from './log.ts';
 
 /**
  * The queue handler with its dependencies (tests pass a registry, an origin and a webhook network).
@@ -40,12 +41,12 @@ async function handle(message: Message, env: Env, deps: BackgroundDeps, config: 
       case 'reeval-item':
         return await reevalItem(message as Message<JobMessage>, body, env, deps, config);
       default:
-        console.warn('no handler for job', { queue, id: message.id, attempts: message.attempts });
+        log.warn('no handler for job', { queue, message_id: message.id, attempts: message.attempts });
         message.retry();
     }
   } catch (error) {
     // A store or queue call failed: the queue tries again later (and dead-letters after max_retries).
-    console.error('queue message failed', { queue, id: message.id, kind: body?.kind, attempts: message.attempts, error: error instanceof Error ? `${error.name}: ${error.message}` : String(error) });
+    log.error('queue message failed', { queue, message_id: message.id, kind: body?.kind, attempts: message.attempts, error: error instanceof Error ? `${error.name}: ${error.message}` : String(error) });
     message.retry({ delaySeconds: Math.min(300, 5 * 2 ** Math.max(0, message.attempts - 1)) });
   }
 }

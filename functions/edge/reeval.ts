@@ -22,6 +22,7 @@ import { backoffSeconds } from './jobs.ts';
 import { ProblemError } from './problem.ts';
 import { type ModelRegistry, TASKS, type Task } from './registry.ts';
 import { streamProblem } from './stream-problems.ts';
+import { log } from './log.ts';
 
 /** Stored bitstreams listed per page (one queue message per page). */
 export const REEVAL_PAGE_SIZE = 50;
@@ -324,7 +325,7 @@ export async function reevalItem(message: Message<JobMessage>, body: Extract<Job
     const problem = error instanceof ProblemError ? error : streamProblem(error);
     if (!originUnavailable(error) && problem && problem.kind !== 'internal-error') return done('failed');
     if (message.attempts > config.queueMaxRetries) await reevaluator.itemDone(body.run, body.key, 'failed', deps.now());
-    else if (!originUnavailable(error)) console.error('re-evaluation item failed', { run: body.run, key: body.key, error: String(error) });
+    else if (!originUnavailable(error)) log.error('re-evaluation item failed', { run: body.run, key: body.key, error: String(error) });
     message.retry({ delaySeconds: backoffSeconds(message.attempts, config.jobRetryBaseSeconds, config.jobRetryMaxSeconds, deps.random) });
   }
 }

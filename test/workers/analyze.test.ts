@@ -221,7 +221,8 @@ describe('readConfig', () => {
     const config = readConfig({ ...testEnv, MAX_BODY_BYTES: '4MB', RESULT_TTL_SECONDS: '5' });
     expect(config.maxBodyBytes).toBe(4 << 20);
     expect(config.resultTtlSeconds).toBe(60); // KV's minimum
-    expect(logged).toHaveBeenCalledWith('ignoring var MAX_BODY_BYTES: not a positive integer', { value: '4MB' });
+    const lines = logged.mock.calls.map((args) => JSON.parse(String(args[0])) as Record<string, unknown>);
+    expect(lines).toContainEqual(expect.objectContaining({ level: 'error', msg: 'ignoring var: not a positive integer', var: 'MAX_BODY_BYTES', value: '4MB' }));
     logged.mockRestore();
   });
 });

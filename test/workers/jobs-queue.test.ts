@@ -17,7 +17,8 @@ describe('the JOBS queue consumer', () => {
 
     expect(result.explicitAcks).toEqual([]);
     expect(result.retryMessages).toEqual([{ msgId: 'job-1' }]);
-    expect(warn).toHaveBeenCalledWith('no handler for job', expect.objectContaining({ id: 'job-1' }));
+    const lines = warn.mock.calls.map((args) => JSON.parse(String(args[0])) as Record<string, unknown>);
+    expect(lines).toContainEqual(expect.objectContaining({ level: 'warn', msg: 'no handler for job', message_id: 'job-1' }));
     warn.mockRestore();
   });
 });

@@ -25,6 +25,7 @@ import { ProblemError } from '../problem.ts';
 import type { RateDecision } from '../rate-limiter.ts';
 import { type ModelRegistry, TASKS, type Task, type TaskModel } from '../registry.ts';
 import { Timings } from '../timings.ts';
+import { log } from '../log.ts';
 
 /** The scope a key needs for this route. */
 export const ANALYZE_SCOPE = 'analyze';
@@ -67,13 +68,13 @@ export async function analyze(c: Context<AppEnv>): Promise<Response> {
     const latents = await timings.measure('decode', () => decodeStreamLatents(stream, codec));
     results = await timings.measure('origin', () => runModels(c, config, models, stream.header, latents));
     c.executionCtx.waitUntil(
-      putResult(c.env.RESULTS, cacheKey, results, config.resultTtlSeconds).catch((error) => console.error('result cache write failed', { requestId, error: String(error) })),
+      putResult(c.env.RESULTS, cacheKey, results, config.resultTtlSeconds).catch((error) => log.error('result cache write failed', { request_id: requestId, error: String(error) })),
     );
   }
   if (key.store_bitstreams) {
     c.executionCtx.waitUntil(
       storeBitstream(c.env.BITSTREAMS, key.tenant, digest, bytes, header, requestId).catch((error) =>
-        console.error('bitstream store failed', { requestId, error: String(error) }),
+        log.error('bitstream store failed', { request_id: requestId, error: String(error) }),
       ),
     );
   }
@@ -176,7 +177,7 @@ async function takeToken(env: Env, key: ApiKey, defaultLimit: number): Promise<R
   try {
     return await env.RATE_LIMITER.getByName(key.keyHash).take(limit);
   } catch (error) {
-    console.error('rate limiter unavailable; letting the request through', { error: String(error) });
+    log.error('rate limiter unavailable; letting the request through', { error: String(error) });
     return { allowed: true, limit, remaining: limit, retryAfterSeconds: 0, resetSeconds: 0 };
   }
 }

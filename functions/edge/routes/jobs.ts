@@ -28,6 +28,7 @@ import { ProblemError } from '../problem.ts';
 import { TASKS, type Task } from '../registry.ts';
 import type { JobRecord } from '../tenant-store.ts';
 import { ANALYZE_SCOPE, parseTasks } from './analyze.ts';
+import { log } from '../log.ts';
 
 /** Largest `metadata`, serialised as JSON; it is echoed in every event of the job. */
 export const MAX_METADATA_BYTES = 4096;
@@ -212,7 +213,7 @@ async function takeToken(env: Env, key: ApiKey, defaultLimit: number): Promise<v
   try {
     decision = await env.RATE_LIMITER.getByName(key.keyHash).take(limit);
   } catch (error) {
-    console.error('rate limiter unavailable; letting the request through', { error: String(error) });
+    log.error('rate limiter unavailable; letting the request through', { error: String(error) });
     return;
   }
   if (!decision.allowed) {
