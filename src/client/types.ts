@@ -42,11 +42,22 @@ export interface JobAccepted {
   [field: string]: unknown;
 }
 
-/** `GET /v1/jobs/{id}`: a job's state; `result` once it completed, `error` once it failed. */
+/** `GET /v1/jobs/{id}` (functions/edge/routes/jobs.ts): `results` and `models` once completed, `error` once failed. */
 export interface Job {
   id: string;
-  status: string;
-  result?: AnalyzeResult;
+  status: 'queued' | 'running' | 'completed' | 'failed';
+  tasks: Task[];
+  bitstream_sha256: string;
+  image: { width: number; height: number };
+  callback_url: string | null;
+  metadata: unknown;
+  attempts: number;
+  created_at: string;
+  updated_at: string;
+  finished_at: string | null;
+  results?: AnalyzeResult['results'];
+  models?: unknown;
   error?: ProblemDetails;
-  [field: string]: unknown;
+  /** While queued again after a failed attempt (the origin was unavailable): why. */
+  last_error?: ProblemDetails;
 }
