@@ -23,6 +23,7 @@ import { createRequire } from 'node:module';
 import { createServer } from 'node:net';
 import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { healthy } from '../functions/origin/process.ts';
 import { buildDemo } from './build-demo.ts';
 
 const REPO = fileURLToPath(new URL('../', import.meta.url));
@@ -216,16 +217,6 @@ class Proc {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function healthy(url: string): Promise<boolean> {
-  try {
-    const res = await fetch(url, { signal: AbortSignal.timeout(2000) });
-    await res.body?.cancel();
-    return res.status === 200;
-  } catch {
-    return false;
-  }
-}
 
 function printTail(proc: Proc): void {
   process.stderr.write(`--- last lines of the ${proc.name} ---\n${proc.tail.map((l) => `  ${l}`).join('\n') || '  (no output)'}\n---\n`);

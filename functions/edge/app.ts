@@ -50,7 +50,8 @@ export function createApp(overrides: Partial<AppDeps> = {}): Hono<AppEnv> {
     c.set('requestId', given && REQUEST_ID.test(given) ? given : crypto.randomUUID());
     c.set('deps', deps);
     await next();
-    await discardUnreadBody(c.req.raw, readConfig(c.env, deps.config).maxBodyBytes);
+    // Most requests read their body or have none: only the rest pays for the config lookup.
+    if (c.req.raw.body && !c.req.raw.bodyUsed) await discardUnreadBody(c.req.raw, readConfig(c.env, deps.config).maxBodyBytes);
     c.header('x-request-id', c.get('requestId'));
     // Workers' clocks advance only across I/O, so `ms` is the request's wall time spent waiting (KV, origin).
     const fields = { request_id: c.get('requestId'), method: c.req.method, path: c.req.path, status: c.res.status, ms: Date.now() - started };

@@ -116,7 +116,13 @@ export async function readBitstream(request: Request, options: ReadOptions): Pro
   return { bytes: out, header };
 }
 
-function concat(chunks: Uint8Array[], length: number): Uint8Array {
+/**
+ * The chunks as one array of `length` bytes (the first chunk itself when there is only one).
+ *
+ * @example
+ * concat([head, tail], head.length + tail.length)
+ */
+export function concat(chunks: Uint8Array[], length: number): Uint8Array {
   if (chunks.length === 1) return chunks[0];
   const out = new Uint8Array(length);
   let at = 0;
@@ -185,7 +191,7 @@ export async function discardUnreadBody(request: Request, limit: number): Promis
  * @example
  * const bytes = await readBodyBounded(c.req.raw, 64 * 1024)
  */
-export async function readBodyBounded(request: Request, maxBytes: number): Promise<Uint8Array<ArrayBuffer>> {
+export async function readBodyBounded(request: Request, maxBytes: number): Promise<Uint8Array> {
   const tooLarge = () => new ProblemError('content-too-large', 'BODY_TOO_LARGE', `The body is larger than this route's limit of ${maxBytes} bytes.`, { members: { max_bytes: maxBytes } });
   if (Number(request.headers.get('content-length') ?? 0) > maxBytes) throw tooLarge();
   if (!request.body) return new Uint8Array(0);
@@ -202,11 +208,5 @@ export async function readBodyBounded(request: Request, maxBytes: number): Promi
     }
     chunks.push(value);
   }
-  const out = new Uint8Array(total);
-  let at = 0;
-  for (const chunk of chunks) {
-    out.set(chunk, at);
-    at += chunk.byteLength;
-  }
-  return out;
+  return concat(chunks, total);
 }

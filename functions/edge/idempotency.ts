@@ -18,7 +18,7 @@
 import { DurableObject } from 'cloudflare:workers';
 import type { MiddlewareHandler } from 'hono';
 import { authenticate } from './auth.ts';
-import { readBodyBounded } from './body.ts';
+import { concat, readBodyBounded } from './body.ts';
 import type { AppEnv } from './context.ts';
 import { hex, sha256 } from './digest.ts';
 import { ProblemError } from './problem.ts';
@@ -102,7 +102,8 @@ export function idempotent(maxBodyBytes: (env: Env) => number): MiddlewareHandle
     }
     const bytes = await readBodyBounded(c.req.raw, maxBodyBytes(c.env));
     const url = new URL(c.req.url);
-    const fingerprint = hex(await sha256(concat([`${c.req.method}\n${url.pathname}\n${url.search}\n${c.req.header('content-type') ?? ''}\n`, bytes])));
+    const prefix = new TextEncoder().encode(`${c.req.method}\n${url.pathname}\n${url.search}\n${c.req.header('content-type') ?? ''}\n`);
+    const fingerprint = hex(await sha256(concat([prefix, bytes], prefix.length + bytes.length)));
     const stub = c.env.IDEMPOTENCY.getByName(`${apiKey.keyHash}\n${c.req.method} ${url.pathname}\n${key}`);
     const decision = await stub.begin(fingerprint, Date.now());
     if (decision.state === 'mismatch') {
@@ -149,15 +150,4 @@ export function parseKey(header: string): string {
     throw new ProblemError('invalid-request', 'INVALID_IDEMPOTENCY_KEY', 'Idempotency-Key must be a string of 1 to 255 printable ASCII characters, e.g. "8e03978e-40d5-43e8-bc93-6894a57f9324".');
   }
   return key;
-}
-
-function concat(parts: (Uint8Array | string)[]): Uint8Array<ArrayBuffer> {
-  const bytes = parts.map((p) => (typeof p === 'string' ? new TextEncoder().encode(p) : p));
-  const out = new Uint8Array(bytes.reduce((n, b) => n + b.length, 0));
-  let at = 0;
-  for (const b of bytes) {
-    out.set(b, at);
-    at += b.length;
-  }
-  return out;
 }

@@ -79,11 +79,7 @@ export async function startOrigin(env: Record<string, string>, options: { timeou
       child.kill('SIGKILL');
       throw new Error(`the origin was not ready within ${options.timeoutMs ?? 60_000} ms; stderr: ${stderr}`);
     }
-    const ready = await fetch(`${url}/v2/health/ready`).then(
-      (r) => r.status === 200,
-      () => false,
-    );
-    if (ready) break;
+    if (await healthy(`${url}/v2/health/ready`)) break;
     await new Promise((r) => setTimeout(r, 100));
   }
   return {
@@ -108,4 +104,20 @@ export function freePort(): Promise<number> {
       server.close(() => resolve(port));
     });
   });
+}
+
+/**
+ * True when GET `url` answers 200 within 2 s (the body is discarded); false on any other answer or error.
+ *
+ * @example
+ * while (!(await healthy(`${edgeUrl}/healthz`))) await sleep(200);
+ */
+export async function healthy(url: string): Promise<boolean> {
+  try {
+    const res = await fetch(url, { signal: AbortSignal.timeout(2000) });
+    await res.body?.cancel();
+    return res.status === 200;
+  } catch {
+    return false;
+  }
 }

@@ -14,7 +14,7 @@ import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { type OriginProcess, freePort, startOrigin } from '../../../functions/origin/process.ts';
+import { type OriginProcess, freePort, healthy, startOrigin } from '../../../functions/origin/process.ts';
 
 const REPO = fileURLToPath(new URL('../../../', import.meta.url));
 const WRANGLER = join(dirname(createRequire(import.meta.url).resolve('wrangler/package.json')), 'bin', 'wrangler.js');
@@ -170,16 +170,6 @@ function run(command: string, args: string[]): Promise<void> {
     child.once('error', reject);
     child.once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`${args.slice(1, 4).join(' ')} exited with ${code}:\n${lines.join('\n')}`))));
   });
-}
-
-async function healthy(url: string): Promise<boolean> {
-  try {
-    const res = await fetch(url, { signal: AbortSignal.timeout(2000) });
-    await res.body?.cancel();
-    return res.status === 200;
-  } catch {
-    return false;
-  }
 }
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
