@@ -4,6 +4,11 @@
     python3 training/codec/train.py --run_name ls-f8-q2 --resume      # continue exactly
     python3 training/codec/train.py --run_name ls-f8-q1 --lmbda 0.003 \\
         --init_from ~/.cache/latentsight/runs/ls-f8-q2/best.pt       # weights only
+    python3 training/codec/train.py --device cuda --pool_file pack.npz --time_budget_s 440 ...
+
+``--time_budget_s`` (a GPU lease is short and its speed unknown ahead): after a few hundred
+steps the run measures its speed and fixes ``max_steps`` so that the whole schedule, decay
+included, ends within the budget; the value is saved in the config, so ``--resume`` keeps it.
 
 Overrides are ``--key value`` or ``--key=value`` for any Config field; unknown keys are
 rejected. Loss = lmbda * 255^2 * MSE + bpp; the entropy model's quantiles have their own
@@ -37,6 +42,7 @@ class Config:
     run_name: str = "ls-f8-q2"
     data: str = "../shared/data"        # folder holding imagenette/ and camvid/
     images: str = ""                    # train on any folder of images instead (recursive)
+    pool_file: str = ""                 # or a JPEG crop pack from data.py --pack (GPU machines)
     cache_dir: str = "~/.cache/latentsight"
     out_dir: str = ""                   # default: <cache_dir>/runs/<run_name>
     # model
@@ -48,8 +54,10 @@ class Config:
     crop: int = 128
     pool_size: int = 40000
     batch_size: int = 8
+    rot90: bool = False                 # augment with transposes too (8 symmetries, not 4)
     # optimisation
     max_steps: int = 60000
+    time_budget_s: float = 0.0          # >0: set max_steps from the measured speed (see above)
     lr: float = 3e-4
     min_lr: float = 1e-5
     warmup_steps: int = 500
@@ -58,6 +66,7 @@ class Config:
     grad_clip: float = 1.0
     seed: int = 1337
     # runtime
+    device: str = "cpu"
     num_threads: int = 1
     log_interval: int = 50
     ckpt_interval_s: float = 180.0
@@ -67,7 +76,7 @@ class Config:
 
 
 # Fields that may change on --resume without changing the run itself.
-RUNTIME_KEYS = {"data", "images", "cache_dir", "out_dir", "num_threads", "log_interval",
+RUNTIME_KEYS = {"data", "images", "cache_dir", "device", "out_dir", "num_threads", "log_interval",
                 "ckpt_interval_s", "val_interval_s", "resume", "init_from"}
 
 
@@ -97,8 +106,9 @@ def lr_at(step, cfg):
     return cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1 + math.cos(math.pi * t))
 
 
-def to_tensor(batch_u8):
-    return torch.from_numpy(np.ascontiguousarray(batch_u8)).permute(0, 3, 1, 2).float() / 255.0
+def to_tensor(batch_u8, device="cpu"):
+    x = torch.from_numpy(np.ascontiguousarray(batch_u8)).to(device, non_blocking=True)
+    return x.permute(0, 3, 1, 2).float() / 255.0
 
 
 def rd_terms(model, x, lmbda):
@@ -110,10 +120,10 @@ def rd_terms(model, x, lmbda):
 
 
 @torch.no_grad()
-def validate(model, val_u8, lmbda):
+def validate(model, val_u8, lmbda, device="cpu"):
     """Actual rounding; bpp estimated from the learned likelihoods of the rounded latents."""
     model.eval()
-    x = to_tensor(val_u8)
+    x = to_tensor(val_u8, device)
     mses, bpps = [], []
     for i in range(0, len(x), 16):
         xb = x[i:i + 16]
@@ -159,15 +169,18 @@ def main():
     print(json.dumps(dataclasses.asdict(cfg)), flush=True)
 
     torch.set_num_threads(cfg.num_threads)
+    device = torch.device(cfg.device)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
     random.seed(cfg.seed)
     np.random.seed(cfg.seed)
     torch.manual_seed(cfg.seed)
 
-    sampler = Sampler(train_pool(cfg), cfg.seed)
+    sampler = Sampler(train_pool(cfg), cfg.seed, rot90=cfg.rot90)
     val_u8 = val_crops(cfg)
     print(f"train pool {sampler.pool.shape}, val {val_u8.shape}", flush=True)
 
-    model = FactorizedCodec(cfg.N, cfg.M)
+    model = FactorizedCodec(cfg.N, cfg.M).to(device)
     main_params, aux_params = model.parameter_groups()
     opt = torch.optim.Adam(main_params, lr=cfg.lr)
     aux_opt = torch.optim.Adam(aux_params, lr=cfg.aux_lr)
@@ -181,6 +194,8 @@ def main():
         random.setstate(rng["python"])
         np.random.set_state(rng["numpy"])
         torch.set_rng_state(rng["torch"])
+        if device.type == "cuda" and "cuda" in rng:
+            torch.cuda.set_rng_state(rng["cuda"], device)
         sampler.load_state_dict(rng["sampler"])
         print(f"resumed from {ckpt_path} at step {step}", flush=True)
     elif cfg.init_from:
@@ -197,7 +212,9 @@ def main():
             "aux_optimizer": aux_opt.state_dict(), "step": step, "best_val": best_val,
             "trained_s": trained_s, "config": dataclasses.asdict(cfg),
             "rng": {"python": random.getstate(), "numpy": np.random.get_state(),
-                    "torch": torch.get_rng_state(), "sampler": sampler.state_dict()},
+                    "torch": torch.get_rng_state(), "sampler": sampler.state_dict(),
+                    **({"cuda": torch.cuda.get_rng_state(device)}
+                       if device.type == "cuda" else {})},
             **meta,
         }, path)
 
@@ -205,8 +222,15 @@ def main():
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.append(1))
 
+    # Budgeted runs time 300 steps (or a tenth of the budget) from step start+50, when cudnn's
+    # autotuning is over, then fix max_steps; 5% of the budget is left for validation and saving.
+    budget = {"t0": time.time(), "mark": None, "start": step} if cfg.time_budget_s > 0 else None
+    if budget and not cfg.resume:
+        cfg.max_steps = 10 ** 9
+
     log = open(os.path.join(cfg.out_dir, "train.log.jsonl"), "a")
-    acc, acc_n = np.zeros(4), 0
+    # Running sums stay on the device: one host sync per log line, not per step.
+    acc, acc_n = torch.zeros(4, device=device), 0
     t_log = t_ckpt = t_val = time.time()
     model.train()
     while step < cfg.max_steps and not stop:
@@ -214,7 +238,7 @@ def main():
         for g in opt.param_groups:
             g["lr"] = lr
         t0 = time.time()
-        x = to_tensor(sampler.batch(cfg.batch_size))
+        x = to_tensor(sampler.batch(cfg.batch_size), device)
         loss, mse, bpp = rd_terms(model, x, cfg.lmbda)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -226,22 +250,34 @@ def main():
         aux_opt.step()
         step += 1
         trained_s += time.time() - t0
-        acc += [loss.item(), mse.item(), bpp.item(), aux.item()]
+        acc += torch.stack([loss.detach(), mse.detach(), bpp.detach(), aux.detach()])
         acc_n += 1
 
         now = time.time()
+        if budget and cfg.max_steps == 10 ** 9:
+            if step == budget["start"] + 50:
+                torch.cuda.synchronize() if device.type == "cuda" else None
+                budget["mark"] = (step, time.time())
+            elif budget["mark"] and (step - budget["mark"][0] >= 300
+                                     or now - budget["mark"][1] >= 0.1 * cfg.time_budget_s):
+                torch.cuda.synchronize() if device.type == "cuda" else None
+                rate = (step - budget["mark"][0]) / (time.time() - budget["mark"][1])
+                left = 0.95 * cfg.time_budget_s - (time.time() - budget["t0"])
+                cfg.max_steps = step + max(1, int(rate * left))
+                print(json.dumps({"budget_s": cfg.time_budget_s, "steps_per_s": rate,
+                                  "max_steps": cfg.max_steps}), flush=True)
         if step % cfg.log_interval == 0 or step == cfg.max_steps:
-            m = acc / acc_n
+            m = (acc / acc_n).tolist()
             rec = {"step": step, "loss": m[0], "mse": m[1],
                    "psnr": 10 * math.log10(1 / max(m[1], 1e-12)), "bpp": m[2], "aux": m[3],
                    "lr": lr, "steps_per_s": acc_n / (now - t_log), "time": now}
             log.write(json.dumps(rec) + "\n")
             log.flush()
             print(json.dumps(rec), flush=True)
-            acc, acc_n, t_log = np.zeros(4), 0, now
+            acc, acc_n, t_log = torch.zeros(4, device=device), 0, now
         last = step == cfg.max_steps
         if now - t_val >= cfg.val_interval_s or last:
-            rec = {"step": step, **validate(model, val_u8, cfg.lmbda), "time": now}
+            rec = {"step": step, **validate(model, val_u8, cfg.lmbda, device), "time": now}
             log.write(json.dumps(rec) + "\n")
             log.flush()
             print(json.dumps(rec), flush=True)
