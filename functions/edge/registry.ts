@@ -22,6 +22,8 @@ export interface CodecModel {
   tableHash: string;
   tablePrecision: number;
   tables: EntropyTables;
+  /** sha256 of the analysis transform: task models trained on other latents are not served with it. */
+  analysisSha256?: string;
 }
 
 /** One output class of a task model; `index` is its value in the model's output. */
@@ -105,14 +107,19 @@ export async function loadRegistry(manifest: unknown, files: TableFiles): Promis
       problems.push(`codec ${String(entry.id)}: ${(error as Error).message}`);
     }
   }
-  const known = new Set(codecs.map((c) => c.id));
+  const known = new Map(codecs.map((c) => [c.id, c]));
   const taskModels: TaskModel[] = [];
   for (const entry of entries) {
     const task = (Object.keys(TASKS) as Task[]).find((t) => TASKS[t] === entry?.kind);
     if (!task || entry.input !== 'latent') continue;
     try {
       const model = readTaskModel(entry, task);
-      if (!known.has(model.codec)) throw new Error(`its codec "${model.codec}" is not served`);
+      const codec = known.get(model.codec);
+      if (!codec) throw new Error(`its codec "${model.codec}" is not served`);
+      const trainedOn = (entry.training as { codec?: { analysis_sha256?: unknown } } | undefined)?.codec?.analysis_sha256;
+      if (trainedOn !== undefined && codec.analysisSha256 !== undefined && trainedOn !== codec.analysisSha256) {
+        throw new Error(`it was trained on other latents than codec "${codec.id}" ${codec.version} makes (analysis sha256 ${String(trainedOn).slice(0, 12)}…, shipped ${codec.analysisSha256.slice(0, 12)}…)`);
+      }
       taskModels.push(model);
     } catch (error) {
       problems.push(`${String(entry.kind)} ${String(entry.id)}: ${(error as Error).message}`);
@@ -139,7 +146,11 @@ async function loadCodec(entry: Record<string, unknown>, files: TableFiles): Pro
   if (digest.slice(0, 16) !== tableHash) throw new Error(`table_hash ${tableHash} is not the first 8 bytes of the file's sha256`);
   const tables = parseTables(bytes);
   if (tables.count !== channels) throw new Error(`${path} holds ${tables.count} tables for ${channels} channels`);
-  return { id, version, stride, channels, tableHash, tablePrecision: tables.precision, tables };
+  const analysis = (entry.files as { analysis?: { sha256?: unknown } } | undefined)?.analysis?.sha256;
+  return {
+    id, version, stride, channels, tableHash, tablePrecision: tables.precision, tables,
+    ...(typeof analysis === 'string' && { analysisSha256: analysis }),
+  };
 }
 
 function readTaskModel(entry: Record<string, unknown>, task: Task): TaskModel {

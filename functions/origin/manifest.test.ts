@@ -112,6 +112,8 @@ describe('parseManifest', () => {
     ['a classifier without declared I/O', { schema: 1, models: [{ ...classifier(64), inputs: undefined }] }, "a classifier must declare 'inputs' and 'outputs'"],
     ['a declared datatype KServe lacks', { schema: 1, models: [{ ...classifier(64), inputs: [{ name: 'latents', datatype: 'INT4', shape: [-1] }] }] }, 'datatype "INT4" is not a KServe datatype'],
     ['a latent model with the wrong channel count for its codec', { schema: 1, models: [codec, classifier(32)] }, "its input has 32 channels, but its codec 'ls-f8-q2' makes 64"],
+    ['a task model trained on another analysis transform than the codec shipped', { schema: 1, models: [codec, { ...classifier(64), training: { codec: { analysis_sha256: 'd'.repeat(64) } } }] }, "it was trained on codec 'ls-f8-q2' with analysis sha256 dddddddddddd…, but the manifest ships aaaaaaaaaaaa…"],
+    ['a malformed training codec fingerprint', { schema: 1, models: [{ ...classifier(64), training: { codec: { analysis_sha256: 'abc' } } }] }, 'training.codec.analysis_sha256 must be 64 lowercase hex digits'],
   ])('refuses %s', async (_what, json, message) => {
     const e = await failure(() => parseManifest(json, '/m.json'));
     expect(e.code).toBe('INVALID_MANIFEST');
@@ -120,5 +122,10 @@ describe('parseManifest', () => {
 
   it('accepts a latent model whose channels match its codec', () => {
     expect(parseManifest({ schema: 1, models: [codec, classifier(64)] }, '/m.json').models).toHaveLength(2);
+  });
+
+  it('accepts a task model trained on the analysis transform the manifest ships', () => {
+    const trained = { ...classifier(64), training: { codec: { analysis_sha256: 'a'.repeat(64) } } };
+    expect(parseManifest({ schema: 1, models: [codec, trained] }, '/m.json').models[1]?.trainedOnAnalysis).toBe('a'.repeat(64));
   });
 });

@@ -31,6 +31,8 @@ export interface ModelEntry {
   readonly input?: string;
   /** Codecs: latent channels. */
   readonly channels?: number;
+  /** Task models: sha256 of the analysis transform whose latents they were trained on. */
+  readonly trainedOnAnalysis?: string;
   /** Task models: declared I/O (KServe datatypes, -1 for dynamic dimensions). */
   readonly inputs?: readonly TensorSpec[];
   readonly outputs?: readonly TensorSpec[];
@@ -110,20 +112,39 @@ export function parseManifest(json: unknown, manifestPath: string): Manifest {
     }
     models.push(parseEntry(raw, `${manifestPath} model '${raw.id}'`, dir));
   });
-  checkLatentChannels(models, manifestPath);
+  checkLatentCodecs(models, manifestPath);
   return { path: manifestPath, models, skipped };
 }
 
-/** A latent task model must take as many channels as its codec (when both are in this manifest). */
-function checkLatentChannels(models: readonly ModelEntry[], manifestPath: string): void {
+/**
+ * A task model must fit its codec (when both are in this manifest): a latent model takes as many
+ * channels as the codec makes, and a model trained on one analysis transform is never served beside
+ * another (a retrained codec under the same id makes other latents: the task model would answer,
+ * and answer wrongly).
+ */
+function checkLatentCodecs(models: readonly ModelEntry[], manifestPath: string): void {
   for (const m of models) {
-    if (m.kind === 'codec' || m.input !== 'latent' || !m.codec) continue;
+    if (m.kind === 'codec' || !m.codec) continue;
     const codec = models.find((c) => c.kind === 'codec' && c.id === m.codec);
+    const shipped = codec?.files.analysis?.sha256;
+    if (m.trainedOnAnalysis !== undefined && shipped !== undefined && m.trainedOnAnalysis !== shipped) {
+      throw invalid(`${manifestPath} model '${m.id}'`, `it was trained on codec '${m.codec}' with analysis sha256 ${m.trainedOnAnalysis.slice(0, 12)}…, but the manifest ships ${shipped.slice(0, 12)}…; retrain it on this codec (training/tasks) or ship the codec it was trained on`);
+    }
+    if (m.input !== 'latent') continue;
     const channels = m.inputs?.[0]?.shape[1];
     if (codec?.channels !== undefined && channels !== undefined && channels !== -1 && channels !== codec.channels) {
       throw invalid(`${manifestPath} model '${m.id}'`, `its input has ${channels} channels, but its codec '${codec.id}' makes ${codec.channels}`);
     }
   }
+}
+
+/** `training.codec.analysis_sha256`, written by training/tasks/export.py, when present. */
+function trainedOnAnalysis(raw: Record<string, unknown>, where: string): string | undefined {
+  const codec = isObject(raw.training) ? raw.training.codec : undefined;
+  const sha = isObject(codec) ? codec.analysis_sha256 : undefined;
+  if (sha === undefined) return undefined;
+  if (typeof sha !== 'string' || !SHA256.test(sha)) throw invalid(where, 'training.codec.analysis_sha256 must be 64 lowercase hex digits');
+  return sha;
 }
 
 function parseEntry(raw: Record<string, unknown>, where: string, dir: string): ModelEntry {
@@ -142,6 +163,7 @@ function parseEntry(raw: Record<string, unknown>, where: string, dir: string): M
     ...(typeof raw.codec === 'string' && { codec: raw.codec }),
     ...(typeof raw.input === 'string' && { input: raw.input }),
     ...(typeof raw.channels === 'number' && { channels: raw.channels }),
+    ...(trainedOnAnalysis(raw, where) !== undefined && { trainedOnAnalysis: trainedOnAnalysis(raw, where) }),
     ...(raw.inputs !== undefined && { inputs: parseSpecs(raw.inputs, `${where} inputs`) }),
     ...(raw.outputs !== undefined && { outputs: parseSpecs(raw.outputs, `${where} outputs`) }),
   };

@@ -46,6 +46,19 @@ describe('loadRegistry', () => {
     expect(bad.problems[0]).toMatch(/^codec fixture-c4: fixture-c4\/tables.lst has sha256 [0-9a-f]{64}, the manifest says/);
   });
 
+  it('leaves out a task model trained on latents of another analysis transform than the codec shipped', async () => {
+    const { manifest, files } = await testManifest([
+      { id: 'stale', kind: 'classifier', version: '1', codec: 'fixture-c4', input: 'latent', labels: [{ id: 'a', name: 'A' }], training: { codec: { analysis_sha256: 'd'.repeat(64) } } },
+      { id: 'current', kind: 'segmenter', version: '1', codec: 'fixture-c4', input: 'latent', labels: [{ id: 'a', name: 'A' }], training: { codec: { analysis_sha256: 'a'.repeat(64) } } },
+    ]);
+    const codec = manifest.models[0] as { files: Record<string, unknown> };
+    codec.files.analysis = { path: 'fixture-c4/analysis.onnx', sha256: 'a'.repeat(64), bytes: 1 };
+
+    const { registry, problems } = await loadRegistry(manifest, files);
+    expect(problems).toEqual(['classifier stale: it was trained on other latents than codec "fixture-c4" 0.1.0 makes (analysis sha256 dddddddddddd…, shipped aaaaaaaaaaaa…)']);
+    expect(registry.taskModels.map((m) => m.id)).toEqual(['cls-test', 'seg-test', 'current']);
+  });
+
   it('rejects a manifest of another schema', async () => {
     await expect(loadRegistry({ schema: 2, models: [] }, {})).rejects.toThrow(/schema/);
   });

@@ -245,7 +245,8 @@ def manifest_entry(args, ckpt, files, tables, m):
         },
         "training": {"data": data, "steps": ckpt["step"], "lambda": cfg["lmbda"], "config": cfg,
                      "git_commit": ckpt.get("git_commit"), "export_commit": git_commit(),
-                     "exported": datetime.date.today().isoformat()},
+                     "exported": datetime.date.today().isoformat(),
+                     **({"lineage": args.lineage} if args.lineage else {})},
         "license": LICENSE,
         "metrics": {},
     }
@@ -261,6 +262,7 @@ def main():
     ap.add_argument("--tail_mass", type=float, default=1e-6)
     ap.add_argument("--weights", choices=["auto", "fp16", "fp32"], default="auto",
                     help="auto: fp16 storage unless it costs > 0.02 dB or > 0.5%% rate on the check images")
+    ap.add_argument("--lineage", default="", help="how the checkpoint came to be (manifest note)")
     ap.add_argument("--kodak", default=os.path.join(HERE, "..", "..", "..", "shared", "data", "kodak"))
     ap.add_argument("--check_images", type=int, default=3, help="Kodak images for the fp16 check")
     args = ap.parse_args()
