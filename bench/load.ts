@@ -1,7 +1,7 @@
 /**
  * `npm run bench -- load`: the whole local stack under load from concurrent clients.
  *
- * The stack is the one the e2e tests start (test/e2e/support/stack.ts): `wrangler dev` (workerd, local
+ * The stack is the one the e2e tests start (scripts/stack.ts): `wrangler dev` (workerd, local
  * KV/R2/Durable Objects) in front of the real origin process with the shipped models of
  * models/manifest.json, real HTTP on this machine; client and servers share its cores.
  *
@@ -26,7 +26,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { parseBitstream, writeBitstream } from '../src/bitstream/index.ts';
 import { decodeLatents, encodeLatents, parseTables } from '../src/entropy/index.ts';
-import { startStack } from '../test/e2e/support/stack.ts';
+import { startStack } from '../scripts/stack.ts';
 
 const REPO = fileURLToPath(new URL('../', import.meta.url));
 const BITSTREAM = 'application/vnd.latentsight+bitstream';

@@ -17,7 +17,7 @@ import { readHeader } from '../../src/bitstream/index.ts';
 import { type Codec, decodeBitstreamLatents, loadCodecFromDir } from '../../src/client/node.ts';
 import { median } from '../../src/eval/rd.ts';
 import { buildDemo } from '../../scripts/build-demo.ts';
-import { type Stack, startStack } from './support/stack.ts';
+import { type Stack, startStack } from '../../scripts/stack.ts';
 
 const CHROMIUM = '/usr/bin/chromium';
 const KODAK = fileURLToPath(new URL('../fixtures/kodim23.png', import.meta.url));

@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createClient } from '../../src/client/index.ts';
-import { type Stack, startStack } from './support/stack.ts';
+import { type Stack, startStack } from '../../scripts/stack.ts';
 
 const REPO = fileURLToPath(new URL('../../', import.meta.url));
 let stack: Stack;

@@ -12,7 +12,7 @@
  */
 import type { Context } from 'hono';
 import type { BitstreamHeader } from '../../../src/bitstream/index.ts';
-import { inferTasks } from '../analysis.ts';
+import { inferTasks, selectModels } from '../analysis.ts';
 import { storeBitstream } from '../archive.ts';
 import { type ApiKey, authenticate, requireScope } from '../auth.ts';
 import { checkMediaType, readBitstream } from '../body.ts';
@@ -23,7 +23,7 @@ import { checkStream, codecFor, decodeStreamLatents } from '../decode.ts';
 import { hex, sha256 } from '../digest.ts';
 import { ProblemError } from '../problem.ts';
 import type { RateDecision } from '../rate-limiter.ts';
-import { type ModelRegistry, TASKS, type Task, type TaskModel } from '../registry.ts';
+import { TASKS, type Task, type TaskModel } from '../registry.ts';
 import { Timings } from '../timings.ts';
 import { log } from '../log.ts';
 
@@ -122,7 +122,7 @@ async function checkRequest(c: Context<AppEnv>, config: EdgeConfig, timings: Tim
       // Refuse a stream for an unknown codec, other tables or an unserved task before reading its body.
       onHeader: (h) => {
         codecFor(h, registry);
-        models = taskModels(registry, h.modelId, requested);
+        models = selectModels(registry, h.modelId, requested);
       },
     }),
   );
@@ -153,19 +153,6 @@ export function parseTasks(value: string | undefined): Task[] | undefined {
     );
   }
   return known.filter((t) => names.includes(t));
-}
-
-function taskModels(registry: ModelRegistry, codecId: string, requested: Task[] | undefined): TaskModel[] {
-  const tasks = requested ?? (Object.keys(TASKS) as Task[]).filter((t) => registry.taskModel(codecId, t));
-  const missing = tasks.filter((t) => !registry.taskModel(codecId, t));
-  if (tasks.length === 0 || missing.length) {
-    throw new ProblemError(
-      'no-task-model',
-      'NO_TASK_MODEL',
-      `No model serves ${missing.length ? missing.join(' and ') : 'any task'} on codec "${codecId}" yet; see GET /v1/models.`,
-    );
-  }
-  return tasks.map((t) => registry.taskModel(codecId, t)!);
 }
 
 /**

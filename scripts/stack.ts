@@ -1,5 +1,5 @@
 /**
- * The whole local stack as real processes for end-to-end tests: the origin (`functions/origin/main.ts`
+ * The whole local stack as real processes, for the end-to-end tests and the load benchmark: the origin (`functions/origin/main.ts`
  * through `startOrigin`, the product's `models/manifest.json`) and the edge (`wrangler dev`, workerd with
  * miniflare's local KV, R2, Queues and Durable Objects in a temporary folder), on free ports, sharing a
  * random HMAC secret, with an API key seeded into the local `API_KEYS` namespace.
@@ -14,9 +14,9 @@ import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { type OriginProcess, freePort, healthy, startOrigin } from '../../../functions/origin/process.ts';
+import { type OriginProcess, freePort, healthy, startOrigin } from '../functions/origin/process.ts';
 
-const REPO = fileURLToPath(new URL('../../../', import.meta.url));
+const REPO = fileURLToPath(new URL('../', import.meta.url));
 const WRANGLER = join(dirname(createRequire(import.meta.url).resolve('wrangler/package.json')), 'bin', 'wrangler.js');
 const WRANGLER_ENV = { CLOUDFLARE_CF_FETCH_ENABLED: 'false', WRANGLER_SEND_METRICS: 'false', NO_COLOR: '1' };
 
