@@ -6,6 +6,7 @@
  * workers test `models.test.ts` fails until every codec of the manifest loads.
  */
 import manifest from '../../models/manifest.json';
+import lsF8Q1Tables from '../../models/ls-f8-q1/tables.lst';
 import lsF8Q2Tables from '../../models/ls-f8-q2/tables.lst';
 import type { TableFiles } from './registry.ts';
 
@@ -14,5 +15,6 @@ export const MANIFEST: unknown = manifest;
 
 /** Table files by their manifest path (relative to `models/`). */
 export const BUNDLED_TABLES: TableFiles = {
+  'ls-f8-q1/tables.lst': lsF8Q1Tables,
   'ls-f8-q2/tables.lst': lsF8Q2Tables,
 };

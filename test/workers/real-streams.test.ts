@@ -1,6 +1,6 @@
 // Streams not made by the edge's own test helpers reach the origin as exactly the latents they
 // encode: the golden vectors (written by the independent Python reference coder) and a stream
-// coded with the real ls-f8-q2 tables by the encoder in src/.
+// coded with each shipped codec's real tables by the encoder in src/.
 import { env } from 'cloudflare:workers';
 import { describe, expect, it } from 'vitest';
 import { readHeader, writeBitstream } from '../../src/bitstream/index.ts';
@@ -54,11 +54,13 @@ describe('real streams through POST /v1/analyze', () => {
     expect(request.tensor).toEqual(bytes(c.latents));
   });
 
-  it('a 256x192 stream coded with the real ls-f8-q2 tables reaches the origin as its latents', async () => {
-    const manifest = MANIFEST as { schema: number; models: object[] };
-    const { registry, problems } = await loadRegistry({ ...manifest, models: [...manifest.models, classifierOn('ls-f8-q2')] }, BUNDLED_TABLES);
+  const manifest = MANIFEST as { schema: number; models: { id: string; kind: string }[] };
+  const shipped = manifest.models.filter((m) => m.kind === 'codec').map((m) => m.id);
+
+  it.each(shipped)('a 256x192 stream coded with the real %s tables reaches the origin as its latents', async (id) => {
+    const { registry, problems } = await loadRegistry({ ...manifest, models: [...manifest.models, classifierOn(id)] }, BUNDLED_TABLES);
     expect(problems).toEqual([]);
-    const codec = registry.codec('ls-f8-q2')!;
+    const codec = registry.codec(id)!;
     const shape = { channels: codec.channels, height: 192 / codec.stride, width: 256 / codec.stride };
     const { latents } = syntheticLatents(shape, { seed: 7, minScale: 0.05, maxScale: 4 });
     const stream = writeBitstream({
@@ -75,7 +77,7 @@ describe('real streams through POST /v1/analyze', () => {
     const response = await edge.fetch('/v1/analyze?tasks=classify', analyzeInit(await seedKey(), stream));
 
     expect(response.status).toBe(200);
-    expect((await response.json<{ codec: string }>()).codec).toBe('ls-f8-q2');
+    expect((await response.json<{ codec: string }>()).codec).toBe(id);
     // Compared by digest: a deep equality over 100k elements is slow.
     expect(hex(await sha256(edge.origin!.requests[0].tensor))).toBe(hex(await sha256(new Uint8Array(latents.buffer))));
   });
