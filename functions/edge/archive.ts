@@ -19,9 +19,19 @@ export function bitstreamKey(tenant: string, bitstreamSha256: string): string {
   return `bitstreams/${encodeURIComponent(tenant)}/${bitstreamSha256}.lsb`;
 }
 
+/** Keys this isolate knows are stored (archived bitstreams are never deleted): a repeat, such as a
+ * cache hit on a popular image, skips even the HEAD (an R2 class B operation and a round trip). */
+const knownStored = new Set<string>();
+const KNOWN_STORED_MAX = 4096;
+
+function rememberStored(key: string): void {
+  if (knownStored.size >= KNOWN_STORED_MAX) knownStored.delete(knownStored.values().next().value as string);
+  knownStored.add(key);
+}
+
 /**
- * Stores a bitstream unless the tenant already has it (a HEAD costs less than a rewrite).
- * Returns whether it wrote.
+ * Stores a bitstream unless the tenant already has it (a HEAD costs less than a rewrite, and a
+ * key this isolate has stored or seen needs neither). Returns whether it wrote.
  *
  * @example
  * ctx.waitUntil(storeBitstream(env.BITSTREAMS, 'acme', sha, bytes, header, requestId))
@@ -35,7 +45,11 @@ export async function storeBitstream(
   requestId: string,
 ): Promise<boolean> {
   const key = bitstreamKey(tenant, bitstreamSha256);
-  if (await bucket.head(key)) return false;
+  if (knownStored.has(key)) return false;
+  if (await bucket.head(key)) {
+    rememberStored(key);
+    return false;
+  }
   await bucket.put(key, bytes, {
     httpMetadata: { contentType: BITSTREAM_MEDIA_TYPE },
     customMetadata: {
@@ -48,5 +62,6 @@ export async function storeBitstream(
     },
     sha256: bitstreamSha256,
   });
+  rememberStored(key);
   return true;
 }
