@@ -188,8 +188,10 @@ function postEarlyAnswer(url: string, headers: Record<string, string>, body: Uin
     });
     const timer = setTimeout(() => req.destroy(new Error('no answer in time')), HANG_GUARD_MS);
     req.on('close', () => clearTimeout(timer));
-    // EPIPE / ECONNRESET while still writing: the answer (or its absence) decides.
+    // EPIPE / ECONNRESET while still writing: the answer (or its absence) decides. The socket may
+    // report the failed write after the request has finished, with no request left to hear it.
     req.on('error', (e) => setTimeout(() => reject(e), 1000));
+    req.on('socket', (socket) => socket.on('error', () => {}));
     req.end(body);
   });
 }

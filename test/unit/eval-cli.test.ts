@@ -30,7 +30,8 @@ describe('latentsight eval rd', () => {
     expect(code).toBe(0);
     const report = JSON.parse(cli.captured.out);
     expect(report.images).toBe(2);
-    expect(Object.keys(report.codecs)).toEqual(['ls-f8-q2', 'jpeg']);
+    const shipped = (JSON.parse(readFileSync(new URL('../../models/manifest.json', import.meta.url), 'utf8')) as { models: { id: string; kind: string }[] }).models;
+    expect(Object.keys(report.codecs)).toEqual([...shipped.filter((m) => m.kind === 'codec').map((m) => m.id), 'jpeg']);
     expect(report.codecs.jpeg).toHaveLength(11);
     const [ours] = report.codecs['ls-f8-q2'];
     expect(ours.bpp).toBeGreaterThan(0);
