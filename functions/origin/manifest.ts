@@ -155,6 +155,7 @@ function parseEntry(raw: Record<string, unknown>, where: string, dir: string): M
   for (const [role, f] of Object.entries(raw.files)) files[role] = parseFile(f, `${where} files.${role}`, dir);
   const required = kind === 'codec' ? ['analysis', 'synthesis'] : ['model'];
   for (const role of required) if (!files[role]) throw invalid(where, `a ${kind} needs files.${role}`);
+  const trainedOn = trainedOnAnalysis(raw, where);
   const entry: ModelEntry = {
     id: raw.id as string,
     kind,
@@ -163,7 +164,7 @@ function parseEntry(raw: Record<string, unknown>, where: string, dir: string): M
     ...(typeof raw.codec === 'string' && { codec: raw.codec }),
     ...(typeof raw.input === 'string' && { input: raw.input }),
     ...(typeof raw.channels === 'number' && { channels: raw.channels }),
-    ...(trainedOnAnalysis(raw, where) !== undefined && { trainedOnAnalysis: trainedOnAnalysis(raw, where) }),
+    ...(trainedOn !== undefined && { trainedOnAnalysis: trainedOn }),
     ...(raw.inputs !== undefined && { inputs: parseSpecs(raw.inputs, `${where} inputs`) }),
     ...(raw.outputs !== undefined && { outputs: parseSpecs(raw.outputs, `${where} outputs`) }),
   };
