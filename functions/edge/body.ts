@@ -5,6 +5,7 @@
  */
 import { BitstreamError, type BitstreamHeader, type Limits, readHeader } from '../../src/bitstream/index.ts';
 import { ProblemError } from './problem.ts';
+import { concat, readLimited } from '../../src/protocol/body.ts';
 
 /** Media types accepted for a bitstream body (parameters ignored). */
 export const BITSTREAM_MEDIA_TYPES = ['application/vnd.latentsight+bitstream', 'application/octet-stream'];
@@ -116,23 +117,6 @@ export async function readBitstream(request: Request, options: ReadOptions): Pro
   return { bytes: out, header };
 }
 
-/**
- * The chunks as one array of `length` bytes (the first chunk itself when there is only one).
- *
- * @example
- * concat([head, tail], head.length + tail.length)
- */
-export function concat(chunks: Uint8Array[], length: number): Uint8Array {
-  if (chunks.length === 1) return chunks[0];
-  const out = new Uint8Array(length);
-  let at = 0;
-  for (const c of chunks) {
-    out.set(c, at);
-    at += c.length;
-  }
-  return out;
-}
-
 function tooLarge(what: string, maxBytes: number): ProblemError {
   return new ProblemError('content-too-large', 'BODY_TOO_LARGE', `${what} exceeds the limit of ${maxBytes} bytes.`, {
     members: { max_bytes: maxBytes },
@@ -191,22 +175,6 @@ export async function discardUnreadBody(request: Request, limit: number): Promis
  * @example
  * const bytes = await readBodyBounded(c.req.raw, 64 * 1024)
  */
-export async function readBodyBounded(request: Request, maxBytes: number): Promise<Uint8Array> {
-  const tooLarge = () => new ProblemError('content-too-large', 'BODY_TOO_LARGE', `The body is larger than this route's limit of ${maxBytes} bytes.`, { members: { max_bytes: maxBytes } });
-  if (Number(request.headers.get('content-length') ?? 0) > maxBytes) throw tooLarge();
-  if (!request.body) return new Uint8Array(0);
-  const reader = request.body.getReader();
-  const chunks: Uint8Array[] = [];
-  let total = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    total += value.byteLength;
-    if (total > maxBytes) {
-      await reader.cancel().catch(() => {});
-      throw tooLarge();
-    }
-    chunks.push(value);
-  }
-  return concat(chunks, total);
+export function readBodyBounded(request: Request, maxBytes: number): Promise<Uint8Array> {
+  return readLimited(request, maxBytes, () => new ProblemError('content-too-large', 'BODY_TOO_LARGE', `The body is larger than this route's limit of ${maxBytes} bytes.`, { members: { max_bytes: maxBytes } }));
 }

@@ -18,7 +18,8 @@
 import { DurableObject } from 'cloudflare:workers';
 import type { MiddlewareHandler } from 'hono';
 import { authenticate } from './auth.ts';
-import { concat, readBodyBounded } from './body.ts';
+import { concat } from '../../src/protocol/body.ts';
+import { readBodyBounded } from './body.ts';
 import type { AppEnv } from './context.ts';
 import { hex, sha256 } from './digest.ts';
 import { ProblemError } from './problem.ts';

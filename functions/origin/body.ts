@@ -5,6 +5,7 @@
 import { promisify } from 'node:util';
 import { constants, gunzip, gzip, inflate, inflateRaw } from 'node:zlib';
 import { OriginError } from './errors.ts';
+import { readLimited } from '../../src/protocol/body.ts';
 
 const gunzipAsync = promisify(gunzip);
 const inflateAsync = promisify(inflate);
@@ -23,31 +24,8 @@ const tooLarge = (what: string, max: number) => new OriginError('PAYLOAD_TOO_LAR
  * @example
  * const raw = await readBody(c.req.raw, 64 << 20);
  */
-export async function readBody(request: Request, maxBytes: number): Promise<Uint8Array> {
-  const declared = request.headers.get('content-length');
-  if (declared !== null && Number(declared) > maxBytes) throw tooLarge(`the body (Content-Length ${declared})`, maxBytes);
-  if (!request.body) return new Uint8Array(0);
-  const reader = request.body.getReader();
-  const chunks: Uint8Array[] = [];
-  let total = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    total += value.byteLength;
-    if (total > maxBytes) {
-      await reader.cancel();
-      throw tooLarge('the body', maxBytes);
-    }
-    chunks.push(value);
-  }
-  if (chunks.length === 1) return chunks[0];
-  const out = new Uint8Array(total);
-  let offset = 0;
-  for (const c of chunks) {
-    out.set(c, offset);
-    offset += c.byteLength;
-  }
-  return out;
+export function readBody(request: Request, maxBytes: number): Promise<Uint8Array> {
+  return readLimited(request, maxBytes, (declared) => tooLarge(declared === undefined ? 'the body' : `the body (Content-Length ${declared})`, maxBytes));
 }
 
 /**
