@@ -30,6 +30,7 @@ import time
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from PIL import Image
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -72,6 +73,105 @@ class OnnxCodec:
         if "synthesis" not in self.sessions:
             raise SystemExit("no synthesis.onnx beside analysis.onnx: cannot decode")
         return self.sessions["synthesis"].run(None, {"latents": y.astype(np.float32)})[0]
+
+
+class OnnxGraph:
+    """One exported codec graph run op by op in PyTorch, on any device: the same function as
+    onnxruntime's (fp16-stored weights widen exactly to float32; every op in float32, TF32 off),
+    for a GPU machine whose onnxruntime has no GPU provider. Only the ops the codec export
+    emits are known; any other is refused rather than guessed."""
+
+    OPS = ("Conv", "ConvTranspose", "Mul", "Div", "Sqrt", "Round", "Clip", "Constant", "Cast")
+    CASTS = {1: "float", 5: "int16", 6: "int32"}   # TensorProto codes; values stay float32 here
+
+    def __init__(self, path, device):
+        import onnx
+        from onnx import helper, numpy_helper
+        proto = onnx.load(path)
+        as_t = lambda a: torch.from_numpy(np.asarray(a, dtype=np.float32).copy()).to(device)
+        self.values = {i.name: as_t(numpy_helper.to_array(i)) for i in proto.graph.initializer}
+        self.nodes = []
+        for n in proto.graph.node:
+            if n.op_type not in self.OPS:
+                raise SystemExit(f"{path}: op {n.op_type} is unknown to the torch runtime")
+            attrs = {a.name: helper.get_attribute_value(a) for a in n.attribute}
+            if n.op_type == "Constant":
+                self.values[n.output[0]] = as_t(numpy_helper.to_array(attrs["value"]))
+            elif n.op_type == "Cast" and attrs["to"] not in self.CASTS:
+                raise SystemExit(f"{path}: Cast to {attrs['to']} is unknown to the torch runtime")
+            else:
+                pads = attrs.get("pads", [0, 0, 0, 0])
+                if pads[:2] != pads[2:]:
+                    raise SystemExit(f"{path}: asymmetric pads {pads}")
+                attrs["padding"] = tuple(pads[:2])
+                self.nodes.append((n.op_type, list(n.input), n.output[0], attrs))
+        self.input, self.output = proto.graph.input[0].name, proto.graph.output[0].name
+
+    @torch.no_grad()
+    def __call__(self, x):
+        v = dict(self.values)
+        v[self.input] = x
+        for op, ins, out, a in self.nodes:
+            i = [v[k] for k in ins if k]
+            if op == "Conv":
+                r = F.conv2d(i[0], i[1], i[2] if len(i) > 2 else None, a.get("strides", 1),
+                             a["padding"], a.get("dilations", 1), a.get("group", 1))
+            elif op == "ConvTranspose":
+                r = F.conv_transpose2d(i[0], i[1], i[2] if len(i) > 2 else None,
+                                       a.get("strides", 1), a["padding"],
+                                       a.get("output_padding", 0), a.get("group", 1),
+                                       a.get("dilations", 1))
+            elif op == "Mul":
+                r = i[0] * i[1]
+            elif op == "Div":
+                r = i[0] / i[1]
+            elif op == "Sqrt":
+                r = torch.sqrt(i[0])
+            elif op == "Round":
+                r = torch.round(i[0])           # half to even, as ONNX Round
+            elif op == "Clip":
+                r = torch.clamp(i[0], float(i[1]), float(i[2]))
+            elif a["to"] == 1:                  # Cast to float: the values are float32 already
+                r = i[0]
+            else:                               # Cast to int: truncation, as ONNX casts
+                r = torch.trunc(i[0])
+            v[out] = r
+        return v[self.output]
+
+
+class TorchOnnxCodec(OnnxCodec):
+    """The exported ONNX pair, run by ``OnnxGraph`` on ``device`` (a GPU): the same codec, with
+    the same fingerprint, as ``OnnxCodec``. ``check`` measures how many latents differ from
+    onnxruntime's on real images (float summation order can move a value across .5)."""
+
+    def __init__(self, path, threads, device):
+        super().__init__(path, threads)
+        torch.backends.cudnn.allow_tf32 = False
+        torch.backends.cuda.matmul.allow_tf32 = False
+        self.device = torch.device(device)
+        self.graphs = {r: OnnxGraph(p, self.device) for r, p in self.files.items()
+                       if os.path.exists(p)}
+
+    def analysis(self, x):
+        y = self.graphs["analysis"](torch.from_numpy(x).to(self.device))
+        return y.cpu().numpy().astype(np.int16)
+
+    def synthesis(self, y):
+        if "synthesis" not in self.graphs:
+            raise SystemExit("no synthesis.onnx beside analysis.onnx: cannot decode")
+        return self.graphs["synthesis"](torch.from_numpy(y.astype(np.float32)).to(self.device)
+                                        ).cpu().numpy()
+
+    def check(self, x):
+        """Fraction of latents (and of decoded 8-bit pixels) that differ from onnxruntime's."""
+        ours, ref = self.analysis(x), super().analysis(x)
+        rep = {"images": len(x), "latents_differing": float(np.mean(ours != ref)),
+               "latents_max_abs_diff": int(np.abs(ours.astype(np.int32) - ref).max())}
+        if "synthesis" in self.graphs:
+            a, b = to_u8(self.synthesis(ref)), to_u8(super().synthesis(ref))
+            rep["pixels_differing"] = float(np.mean(a != b))
+            rep["pixels_max_abs_diff"] = int(np.abs(a.astype(np.int16) - b).max())
+        return rep
 
 
 class TorchCodec:
@@ -338,7 +438,10 @@ def main():
                     help="CamVid: first K of each split")
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--device", default="cpu", help="--codec-ckpt only: cpu or cuda")
+    ap.add_argument("--device", default="cpu",
+                    help="cpu, or cuda: a checkpoint, or the ONNX graphs run in PyTorch")
+    ap.add_argument("--check", type=int, default=8,
+                    help="--codec-onnx on cuda: compare this many images with onnxruntime first")
     ap.add_argument("--force", action="store_true")
     args = ap.parse_args()
     args.data, args.datasets = expand(args.data), args.datasets.split(",")
@@ -355,7 +458,10 @@ def main():
         if bool(args.codec_onnx) == bool(args.codec_ckpt):
             raise SystemExit("pass exactly one of --codec-onnx DIR and --codec-ckpt FILE")
         if args.codec_onnx:
-            codec = OnnxCodec(expand(args.codec_onnx), args.threads)
+            if args.device == "cpu":
+                codec = OnnxCodec(expand(args.codec_onnx), args.threads)
+            else:
+                codec = TorchOnnxCodec(expand(args.codec_onnx), args.threads, args.device)
             codec_id = args.codec_id or os.path.basename(os.path.dirname(codec.files["analysis"]))
         else:
             codec = TorchCodec(expand(args.codec_ckpt), args.threads, args.device)
@@ -367,6 +473,16 @@ def main():
         meta_path = os.path.join(dst, "meta.json")
         meta = json.load(open(meta_path)) if os.path.exists(meta_path) else {}
         meta.update(codec_id=codec_id, codec=codec.fingerprint, codec_location=codec.location)
+        if isinstance(codec, TorchOnnxCodec):
+            meta["runtime"] = f"OnnxGraph (PyTorch {torch.__version__}) on {args.device}"
+            if args.check:
+                name = "imagenette-val" if "imagenette" in args.datasets else "camvid-val"
+                rgb = np.load(os.path.join(src, f"{name}.rgb.npy"), mmap_mode="r")
+                rep = codec.check(to_nchw(np.asarray(rgb[:args.check])))
+                print(f"  torch vs onnxruntime on {name}: {rep}", flush=True)
+                meta.setdefault("runtime_check", {})[name] = rep
+        else:
+            meta["runtime"] = "onnxruntime" if args.codec_onnx else f"checkpoint on {args.device}"
         if "latents" in steps:
             report["latents_s"], meta["latent_stats"] = latents_step(args, codec, src, dst)
         if "decoded" in steps:
