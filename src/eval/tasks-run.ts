@@ -28,6 +28,22 @@ export interface TaskModelEntry {
   macs_path?: number | null;
 }
 
+/** Segmenters' MACs are counted at 480x368 (CamVid padded to a multiple of 8), `macs_at` says so. */
+const SEGMENT_MACS_PIXELS = 480 * 368;
+
+/**
+ * MACs per image of the whole path after the client's encoder: the model's, plus the codec's
+ * synthesis for `decoded` input. A model trained on decoded pixels records that sum
+ * (`macs_path`); an RGB model fed decoded pixels gets the synthesis from the codec's `compute`
+ * entry (MACs per pixel). Null where either is unknown.
+ */
+export function pathMacs(entry: TaskModelEntry, input: TaskInput, codec: Codec | undefined, pixels: number): number | null {
+  if (input !== 'decoded') return entry.macs ?? null;
+  if (entry.input === 'decoded') return entry.macs_path ?? null;
+  const perPixel = (codec?.entry.compute as { synthesis_macs_per_pixel?: number } | undefined)?.synthesis_macs_per_pixel;
+  return entry.macs === undefined || perPixel === undefined ? null : entry.macs + Math.round(perPixel * pixels);
+}
+
 export interface ClassifyReport {
   task: 'classify';
   input: TaskInput;
@@ -137,7 +153,7 @@ export async function evalClassify(
     input,
     n,
     bpp: pixels ? bits / pixels : null,
-    macs: (input === 'decoded' ? entry.macs_path : entry.macs) ?? null,
+    macs: pathMacs(entry, input, codec, 224 * 224),
     top1: top1 / n,
     top5: top5 / n,
     model: `${entry.id}@${entry.version}`,
@@ -230,7 +246,7 @@ export async function evalSegment(
     input,
     n: images.length,
     bpp: pixels ? bits / pixels : null,
-    macs: (input === 'decoded' ? entry.macs_path : entry.macs) ?? null,
+    macs: pathMacs(entry, input, codec, SEGMENT_MACS_PIXELS),
     miou: ious.reduce((s, v) => s + v, 0) / ious.length,
     pixel_accuracy: total ? correct / total : 0,
     per_class_iou: perClass,

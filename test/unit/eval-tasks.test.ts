@@ -53,10 +53,23 @@ describe('latentsight eval classify', () => {
     expect(cli.captured.err).toContain('has no class n99999999');
   });
 
-  it('needs a baseline model for --input rgb, and says so', async () => {
+  it('runs the RGB baseline on the original pixels (no bitstream) and on decoded ones (synthesis counted)', async () => {
+    const rgb = manifest.models.find((m) => m.kind === 'classifier' && m.input === 'rgb')!;
+    const codec = manifest.models.find((m) => m.id === 'ls-f8-q2')! as unknown as { compute: { synthesis_macs_per_pixel: number } };
+    let cli = io();
+    expect(await runCli(['eval', 'classify', '--data', data, '--input', 'rgb', '--json'], cli)).toBe(0);
+    expect(JSON.parse(cli.captured.out)).toMatchObject({ input: 'rgb', n: 2, bpp: null, codec: null, macs: rgb.macs });
+    cli = io();
+    expect(await runCli(['eval', 'classify', '--data', data, '--input', 'decoded', '--model', 'cls-rgb', '--codec', 'ls-f8-q2', '--json'], cli)).toBe(0);
+    const decoded = JSON.parse(cli.captured.out);
+    expect(decoded).toMatchObject({ input: 'decoded', n: 2, codec: 'ls-f8-q2', macs: rgb.macs! + Math.round(codec.compute.synthesis_macs_per_pixel * 224 * 224) });
+    expect(decoded.bpp).toBeGreaterThan(0.05);
+  }, 60_000);
+
+  it('needs a model for the input asked for, and says so', async () => {
     const cli = io();
-    expect(await runCli(['eval', 'classify', '--data', data, '--input', 'rgb'], cli)).toBe(6);
-    expect(cli.captured.err).toContain('No classifier on rgb input');
+    expect(await runCli(['eval', 'classify', '--data', data, '--input', 'decoded'], cli)).toBe(6);
+    expect(cli.captured.err).toContain('No classifier on decoded input');
   });
 });
 

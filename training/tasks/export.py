@@ -286,6 +286,8 @@ def manifest_entry(args, ckpt, arch, files, in_spec, out_specs, notes, macs, dat
                          "codec": ckpt.get("codec"), "git_commit": ckpt.get("git_commit"),
                          "export_commit": git_commit(),
                          "exported": datetime.date.today().isoformat()}
+    if args.note:
+        entry["training"]["note"] = args.note
     entry["license"] = LICENSE
     best = {k: v for k, v in ckpt["best"].items() if k not in ("eval_s",)}
     script, module = ("classify.py", classify) if task == "classify" else ("segment.py", segment)
@@ -311,6 +313,7 @@ def main():
     ap.add_argument("--cache-dir", "--cache_dir", default=DEFAULT_CACHE,
                     help="val inputs for the check")
     ap.add_argument("--write-manifest", "--write_manifest", action="store_true")
+    ap.add_argument("--note", default="", help="where and how it was trained, for the manifest")
     ap.add_argument("--weights", choices=["auto", "fp16", "fp32"], default="auto",
                     help="auto: fp16 storage unless it changes >0.5%% of top-1 classes / mask pixels "
                          "against fp32 on val inputs")

@@ -124,7 +124,8 @@ def test_exported_graphs_follow_the_contract_and_match_torch(task, inp):
 
 def pack_args(tmp_path, **kw):
     base = dict(codec_id="c1", cache_dir=str(tmp_path / "cache"), parts="", files="",
-                data=str(tmp_path / "data"), out=str(tmp_path / "out"), max_mb=1.0, limit=0, unpack=None)
+                data=str(tmp_path / "data"), out=str(tmp_path / "out"), max_mb=1.0, limit=0, unpack=None,
+                gzip=False)
     return argparse.Namespace(**{**base, **kw})
 
 
@@ -149,13 +150,14 @@ def test_pack_round_trip_restores_int16_latents_and_refuses_corruption(tmp_path)
         pack.unpack(back_args)
 
 
-def test_pack_splits_data_folders_into_tars_under_the_size_limit_and_restores_them(tmp_path):
+@pytest.mark.parametrize("gzip", [False, True])
+def test_pack_splits_data_folders_into_tars_under_the_size_limit_and_restores_them(tmp_path, gzip):
     rng = np.random.default_rng(0)
     for i in range(5):
         p = tmp_path / "data" / "imagenette" / "train" / "n1" / f"{i}.JPEG"
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_bytes(rng.bytes(300_000))
-    pack.pack(pack_args(tmp_path, files="imagenette", max_mb=0.7))
+    pack.pack(pack_args(tmp_path, files="imagenette", max_mb=0.7, gzip=gzip))
     tars = sorted((tmp_path / "out" / "c1").glob("files-*.tar"))
     assert len(tars) == 3 and all(t.stat().st_size <= 0.7 * 2 ** 20 for t in tars)
     pack.unpack(pack_args(tmp_path, unpack=str(tmp_path / "out" / "c1"), data=str(tmp_path / "restored")))
@@ -183,3 +185,30 @@ def test_latent_arrays_resume_after_an_interruption_and_skip_when_complete(tmp_p
     assert calls[0] == latents.CHUNK                  # the first chunk was not recomputed
     assert np.array_equal(np.load(path)[:, 0], np.arange(300))
     assert latents.fill(path, (300, 2), np.int16, produce, 100) == 0.0
+
+
+@pytest.mark.parametrize("codec", ["ls-f8-q2", "ls-f8-q1"])
+def test_the_shipped_codec_graphs_run_in_torch_give_onnxruntimes_latents(codec):
+    import latents
+    folder = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "models", codec)
+    runtime = latents.TorchOnnxCodec(folder, 1, "cpu")
+    yy, xx = np.mgrid[0:48, 0:64] / 64.0
+    rng = np.random.default_rng(1)
+    img = np.stack([np.sin(6 * xx + 3 * yy), np.cos(5 * yy), xx * yy], 0) * 0.4 + 0.5
+    x = np.clip(img[None] + 0.05 * rng.standard_normal((2, 3, 48, 64)), 0, 1).astype(np.float32)
+    rep = runtime.check(x)
+    assert rep["latents_differing"] == 0.0
+    assert rep["pixels_max_abs_diff"] <= 1 and rep["pixels_differing"] < 1e-3
+    assert runtime.fingerprint == latents.OnnxCodec(folder, 1).fingerprint
+
+
+def test_the_torch_runtime_refuses_an_op_it_does_not_know(tmp_path):
+    import latents
+    import onnx
+    from onnx import TensorProto, helper
+    node = helper.make_node("Relu", ["x"], ["y"])
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])])
+    onnx.save(helper.make_model(graph), str(tmp_path / "g.onnx"))
+    with pytest.raises(SystemExit, match="Relu"):
+        latents.OnnxGraph(str(tmp_path / "g.onnx"), "cpu")
