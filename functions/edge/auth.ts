@@ -46,14 +46,27 @@ export async function authenticate(authorization: string | undefined, keys: KVNa
     });
   }
   const keyHash = hex(await sha256(match[1]));
+  const recent = recentKeys.get(keyHash);
+  if (recent && recent.until > Date.now() && recent.keys === keys) return recent.key;
   const record = await keys.get<unknown>(keyHash, { type: 'json', cacheTtl: KEY_CACHE_TTL_SECONDS });
   if (record === null) {
     throw new ProblemError('unauthorized', 'INVALID_API_KEY', 'The API key is not valid: it is unknown or was revoked.', {
       headers: { 'www-authenticate': `${REALM}, error="invalid_token"` },
     });
   }
-  return { ...checkRecord(record, keyHash), keyHash };
+  const key = { ...checkRecord(record, keyHash), keyHash };
+  if (recentKeys.size >= RECENT_KEYS_MAX) recentKeys.delete(recentKeys.keys().next().value!);
+  recentKeys.set(keyHash, { key, keys, until: Date.now() + KEY_CACHE_TTL_SECONDS * 1000 });
+  return key;
 }
+
+/**
+ * Valid keys this isolate read lately, for as long as KV's own edge cache may serve the record
+ * (`cacheTtl`): a change or revocation takes effect within that bound either way. Unknown keys are
+ * not remembered. Bounded by count, oldest first out.
+ */
+const RECENT_KEYS_MAX = 1024;
+const recentKeys = new Map<string, { key: ApiKey; keys: KVNamespace; until: number }>();
 
 /**
  * Throws a 403 `ProblemError` unless the key has `scope`.

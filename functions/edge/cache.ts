@@ -33,8 +33,37 @@ export function resultKey(models: readonly TaskModel[], bitstreamSha256: string)
  * const hit = await getResult(env.RESULTS, key)
  */
 export async function getResult(kv: KVNamespace, key: string): Promise<CachedResult | undefined> {
+  const recent = recentOf(kv);
+  const known = recent.get(key);
+  if (known) {
+    recent.delete(key); // most recently used last
+    recent.set(key, known);
+    return known;
+  }
   const value = await kv.get<CachedResult>(key, 'json');
-  return value?.v === 1 && typeof value.results === 'object' ? value : undefined;
+  const ok = value?.v === 1 && typeof value.results === 'object' ? value : undefined;
+  if (ok) remember(recent, key, ok);
+  return ok;
+}
+
+/**
+ * Results this isolate read or wrote lately, per namespace: a key names its content for good (the
+ * bitstream's hash and the models' versions), so a remembered entry is never stale; only KV's TTL
+ * may end sooner, and then the isolate serves what KV would have recomputed identically. Bounded
+ * by count; the least recently used goes first.
+ */
+const RECENT_MAX = 512;
+const recentByNamespace = new WeakMap<KVNamespace, Map<string, CachedResult>>();
+
+function recentOf(kv: KVNamespace): Map<string, CachedResult> {
+  let recent = recentByNamespace.get(kv);
+  if (!recent) recentByNamespace.set(kv, (recent = new Map()));
+  return recent;
+}
+
+function remember(recent: Map<string, CachedResult>, key: string, entry: CachedResult): void {
+  recent.set(key, entry);
+  if (recent.size > RECENT_MAX) recent.delete(recent.keys().next().value!);
 }
 
 /**
@@ -46,4 +75,5 @@ export async function getResult(kv: KVNamespace, key: string): Promise<CachedRes
 export async function putResult(kv: KVNamespace, key: string, results: Record<string, unknown>, ttlSeconds: number): Promise<void> {
   const entry: CachedResult = { v: 1, results };
   await kv.put(key, JSON.stringify(entry), { expirationTtl: ttlSeconds });
+  remember(recentOf(kv), key, entry);
 }

@@ -11,7 +11,7 @@ import { runCli } from '../../src/cli/index.ts';
 
 const fixtures = new URL('../fixtures/', import.meta.url).pathname;
 const manifest = JSON.parse(readFileSync(new URL('../../models/manifest.json', import.meta.url), 'utf8')) as {
-  models: { kind: string; input?: string; macs?: number; labels: { id: string | number; name: string }[] }[];
+  models: { id: string; kind: string; input?: string; macs?: number; labels: { id: string | number; name: string }[] }[];
 };
 const classifier = manifest.models.find((m) => m.kind === 'classifier' && m.input === 'latent')!;
 const segmenter = manifest.models.find((m) => m.kind === 'segmenter' && m.input === 'latent')!;
