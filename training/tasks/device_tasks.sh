@@ -17,7 +17,10 @@
 # Environment: DEVICE (cuda), CODECS ("ls-f8-q2 ls-f8-q1"), EPOCHS (16), SEG_STEPS (4000),
 # SEG_BATCH (8), SUFFIX (-gpu: run names cls-latent-ls-f8-q2-gpu, ...), DEADLINE_S (540: runs
 # still going then are stopped, checkpointed and collected), LIMIT (smoke: images per class
-# and CamVid images per split), MAX_STEPS (smoke: classifier and segmenter steps).
+# and CamVid images per split), MAX_STEPS (smoke: classifier and segmenter steps),
+# DATASETS (imagenette,camvid; trials may need one), VARIANTS
+# (architecture trials instead of the full set: "name cls|seg overrides...;..." trains only those
+# latent models, on every codec of CODECS, e.g. "b422 cls --blocks 4,2,2;w192 seg --width 192").
 set -u
 FILES=${1:?folder of files-K.tar and index.json}
 OUT=${2:?output folder}
@@ -29,6 +32,7 @@ SEG_BATCH=${SEG_BATCH:-8}
 SUFFIX=${SUFFIX:--gpu}
 DEADLINE_S=${DEADLINE_S:-540}
 LIMIT=${LIMIT:-0}
+DATASETS=${DATASETS:-imagenette,camvid}
 MAX_STEPS=${MAX_STEPS:-0}
 WORK=${WORK:-/tmp/ls-device}
 DATA=$WORK/data
@@ -109,13 +113,15 @@ PY
 python3 "$T/pack.py" --unpack "$FILES" --data "$DATA" --cache-dir "$CACHE" || exit 1
 LIMITS=()
 if [ "$LIMIT" != 0 ]; then LIMITS=(--limit-per-class "$LIMIT" --camvid-limit "$LIMIT"); fi
-python3 "$T/latents.py" --data "$DATA" --cache-dir "$CACHE" --steps source --datasets imagenette \
-  "${LIMITS[@]}" >"$LOGS/source-imagenette.out" 2>&1 &
-s1=$!
-python3 "$T/latents.py" --data "$DATA" --cache-dir "$CACHE" --steps source --datasets camvid \
-  "${LIMITS[@]}" >"$LOGS/source-camvid.out" 2>&1 &
-s2=$!
-wait $s1 && wait $s2 || { log "source step failed"; tail -n 5 "$LOGS"/source-*.out; exit 1; }
+spids=()
+for ds in ${DATASETS//,/ }; do
+  python3 "$T/latents.py" --data "$DATA" --cache-dir "$CACHE" --steps source --datasets "$ds" \
+    "${LIMITS[@]}" >"$LOGS/source-$ds.out" 2>&1 &
+  spids+=($!)
+done
+for pid in "${spids[@]}"; do
+  wait "$pid" || { log "source step failed"; tail -n 5 "$LOGS"/source-*.out; exit 1; }
+done
 log "source arrays ready"
 
 cls_common=(--cache_dir "$CACHE" --device "$DEVICE" --epochs "$EPOCHS" --ckpt_interval_s 60
@@ -128,10 +134,34 @@ if [ "$MAX_STEPS" != 0 ]; then
               --eval_interval "$MAX_STEPS" --log_interval 10)
 fi
 
+# Architecture trials: latents only, then one run per variant and codec.
+if [ -n "${VARIANTS:-}" ]; then
+  for codec in $CODECS; do
+    python3 "$T/latents.py" --data "$DATA" --cache-dir "$CACHE" --codec-onnx "$REPO/models/$codec" \
+      --device "$DEVICE" --steps latents --datasets "$DATASETS" --batch 64 "${LIMITS[@]}" \
+      >"$LOGS/latents-$codec.out" 2>&1 || { log "latents failed"; tail -n 5 "$LOGS/latents-$codec.out"; exit 1; }
+    IFS=';' read -ra specs <<<"$VARIANTS"
+    for spec in "${specs[@]}"; do
+      read -r vname task overrides <<<"$spec"
+      run="$task-latent-$codec-$vname$SUFFIX"
+      if [ "$task" = cls ]; then
+        # shellcheck disable=SC2086
+        launch "$run" python3 "$T/classify.py" --input latent --codec_id "$codec" --run_name "$run" "${cls_common[@]}" $overrides
+      else
+        # shellcheck disable=SC2086
+        launch "$run" python3 "$T/segment.py" --input latent --codec_id "$codec" --run_name "$run" "${seg_common[@]}" $overrides
+      fi
+    done
+  done
+  CODECS=""
+fi
+
 # The RGB baselines need nothing from a codec: they start at once.
+if [ -z "${VARIANTS:-}" ]; then
 launch "cls-rgb$SUFFIX" python3 "$T/classify.py" --input rgb --run_name "cls-rgb$SUFFIX" "${cls_common[@]}"
 launch "cls-rgb-cheap$SUFFIX" python3 "$T/classify.py" --input rgb-cheap --run_name "cls-rgb-cheap$SUFFIX" "${cls_common[@]}"
 launch "seg-rgb$SUFFIX" python3 "$T/segment.py" --input rgb --run_name "seg-rgb$SUFFIX" "${seg_common[@]}"
+fi
 
 # Each codec: latents, then its latent models; CamVid decoded pixels, then the decoded baseline.
 for codec in $CODECS; do
