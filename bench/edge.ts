@@ -13,7 +13,7 @@
  *    (unstable_startWorker, workerd, local KV / R2 / Durable Objects) in front of the real origin
  *    process (functions/origin with the shipped models of models/manifest.json). Misses
  *    (`tasks=classify`, the latent classifier): each Kodak stream once; hit latency: one client
- *    re-sending them 200 times (the first 10 untimed), each followed by a GET /healthz whose latency
+ *    re-sending them BENCH_EDGE_HITS times (default 500) after 10 untimed, each followed by a GET /healthz whose latency
  *    is the local runtime's floor (floor_p50_ms, floor_p99_ms); hit_rps: 50 concurrent clients for
  *    BENCH_SECONDS (default 10). Every answer is checked: 200, the right cache state, the same top-5
  *    as the miss; anything else counts in `errors`. Client and server share this machine's cores.
@@ -191,7 +191,8 @@ async function measureStack(streams: Stream[]) {
     const hitTimes: number[] = [];
     const floorTimes: number[] = [];
     const phases: Record<string, number[]> = {};
-    for (let i = 0; i < 200; i++) {
+    const sequential = Number(process.env.BENCH_EDGE_HITS ?? 500);
+    for (let i = 0; i < sequential + 10; i++) {
       const r = await post(bodies[i % bodies.length]);
       const t0 = performance.now();
       const health = await fetch(new URL('/healthz', url));
