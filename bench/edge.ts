@@ -191,6 +191,8 @@ async function measureStack(streams: Stream[]) {
     const hitTimes: number[] = [];
     const floorTimes: number[] = [];
     const phases: Record<string, number[]> = {};
+    // Where the tail goes: the slowest hits with the edge's own phases and the floor right after.
+    const slowest: { ms: number; floor_ms: number; edge_phases_ms: Record<string, number> }[] = [];
     const sequential = Number(process.env.BENCH_EDGE_HITS ?? 500);
     for (let i = 0; i < sequential + 10; i++) {
       const r = await post(bodies[i % bodies.length]);
@@ -203,6 +205,7 @@ async function measureStack(streams: Stream[]) {
       hitTimes.push(r.ms);
       check(r, i % bodies.length);
       for (const [name, ms] of Object.entries(r.json.timings_ms ?? {})) (phases[name] ??= []).push(ms);
+      slowest.push({ ms: round(r.ms), floor_ms: round(floorTimes[floorTimes.length - 1]), edge_phases_ms: r.json.timings_ms ?? {} });
     }
     // Throughput and correctness under load: 50 clients for BENCH_SECONDS.
     const seconds = Number(process.env.BENCH_SECONDS ?? 10);
@@ -227,6 +230,7 @@ async function measureStack(streams: Stream[]) {
       floor_p50_ms: round(percentile(floorTimes, 0.5)),
       floor_p99_ms: round(percentile(floorTimes, 0.99)),
       hit_phase_median_ms: Object.fromEntries(Object.entries(phases).map(([k, v]) => [k, round(median(v))])),
+      hit_slowest: slowest.sort((a, b) => b.ms - a.ms).slice(0, 6),
       load: { clients: 50, seconds, requests: loadTimes.length, hit_rps: round(loadTimes.length / seconds), p50_ms: round(percentile(loadTimes, 0.5)), p99_ms: round(percentile(loadTimes, 0.99)) },
       hit_rps: round(loadTimes.length / seconds),
       errors,

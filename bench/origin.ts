@@ -78,7 +78,7 @@ export async function benchOrigin(options: OriginBenchOptions = optionsFromProce
   const skip = (reason: string) => ({ bench: 'origin', skipped: reason, manifest: manifestPath });
   if (!codec) return skip(options.codec ? `no codec '${options.codec}' in ${manifestPath}` : `${manifestPath} lists no codec`);
   const pick = (id: string | undefined, input: 'latent' | 'rgb') =>
-    entries.find((m) => m.kind === 'classifier' && (id !== undefined ? m.id === id : m.input === input && m.codec === codec.id && (options.fixtures ? m.id.endsWith('-test') : true)));
+    entries.find((m) => m.kind === 'classifier' && (id !== undefined ? m.id === id : m.input === input && (input === 'rgb' || m.codec === codec.id) && (options.fixtures ? m.id.endsWith('-test') : true)));
   const latent = pick(options.latentModel, 'latent');
   const rgb = pick(options.rgbModel, 'rgb');
   const hint = 'pass --latent-model/--rgb-model (BENCH_ORIGIN_LATENT_MODEL/_RGB_MODEL under npm run bench), or --fixtures (BENCH_ORIGIN_FIXTURES=1) for an end-to-end check with the protocol fixtures';
