@@ -54,7 +54,8 @@ export class RateLimiter extends DurableObject<Env> {
     // The object's memory is the bucket; storage is its copy for a restart. The reply does not wait
     // for that copy to be durable (allowUnconfirmed): a crash in between forgets at most the last
     // few takes, and a rate limit that errs by a request or two beats a disk flush on every request.
-    void this.ctx.storage.put('bucket', { ...bucket }, { allowUnconfirmed: true });
+    // A failed write is not this request's failure: the bucket in memory is still right.
+    this.ctx.storage.put('bucket', { ...bucket }, { allowUnconfirmed: true }).catch(() => {});
     return {
       allowed,
       limit,
