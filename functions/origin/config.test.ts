@@ -52,6 +52,12 @@ describe('loadConfig', () => {
     expect(loadConfig({ ORIGIN_INSECURE_DEV: '1', ORIGIN_HOST: 'localhost' }).host).toBe('localhost');
   });
 
+  it('serves every model unless ORIGIN_MODELS names some, and refuses what cannot be an id', () => {
+    expect(loadConfig({ ORIGIN_HMAC_SECRET: SECRET }).models).toBeUndefined();
+    expect(loadConfig({ ORIGIN_HMAC_SECRET: SECRET, ORIGIN_MODELS: 'ls-f8-q2, cls-latent-ls-f8-q2' }).models).toEqual(['ls-f8-q2', 'cls-latent-ls-f8-q2']);
+    expect(problems({ ORIGIN_HMAC_SECRET: SECRET, ORIGIN_MODELS: 'ls-f8-q2,,Bad/Id' })).toContain('ORIGIN_MODELS must be manifest ids, comma-separated');
+  });
+
   it('refuses a short secret', () => {
     expect(problems({ ORIGIN_HMAC_SECRET: 'hunter2' })).toContain('ORIGIN_HMAC_SECRET must be at least 32 characters');
   });

@@ -26,6 +26,8 @@ export interface OriginConfig {
   readonly providers: readonly ExecutionProvider[];
   readonly logLevel: LogLevel;
   readonly shutdownTimeoutMs: number;
+  /** Manifest ids to serve (ORIGIN_MODELS); undefined: every model of the manifest. */
+  readonly models?: readonly string[];
 }
 
 /** The repository's `models/manifest.json`, wherever the process was started from. */
@@ -65,6 +67,8 @@ export function loadConfig(env: Env): OriginConfig {
   if (unknownProviders.length || new Set(providers).size !== providers.length) {
     problems.push(`ORIGIN_EXECUTION_PROVIDERS must be distinct names from ${EXECUTION_PROVIDERS.join(', ')}, comma-separated (got ${JSON.stringify(env.ORIGIN_EXECUTION_PROVIDERS)})`);
   }
+  const models = env.ORIGIN_MODELS ? env.ORIGIN_MODELS.split(',').map((m) => m.trim()) : undefined;
+  if (models && !models.every((m) => /^[a-z0-9._-]{1,32}$/.test(m))) problems.push(`ORIGIN_MODELS must be manifest ids, comma-separated (got ${JSON.stringify(env.ORIGIN_MODELS)})`);
   const logLevel = (env.ORIGIN_LOG_LEVEL || 'info') as LogLevel;
   if (!LOG_LEVELS.includes(logLevel)) problems.push(`ORIGIN_LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}`);
 
@@ -83,6 +87,7 @@ export function loadConfig(env: Env): OriginConfig {
     providers,
     logLevel,
     shutdownTimeoutMs: int('ORIGIN_SHUTDOWN_TIMEOUT_MS', 10_000, 0, 600_000),
+    ...(models && { models }),
   };
   if (problems.length) throw new OriginError('INVALID_CONFIG', `invalid configuration:\n  ${problems.join('\n  ')}`);
   return config;

@@ -9,7 +9,7 @@ import { createApp } from './app.ts';
 import { type OriginConfig, describeConfig, loadConfig } from './config.ts';
 import { OriginError } from './errors.ts';
 import { type Logger, createLogger } from '../../src/protocol/log.ts';
-import { loadManifest, servedModels } from './manifest.ts';
+import { loadManifest, selectServed, servedModels } from './manifest.ts';
 import { createOriginMetrics } from './metrics.ts';
 import { ModelRegistry } from './registry.ts';
 import { importSigningKey } from '../../src/protocol/signature.ts';
@@ -40,7 +40,7 @@ async function start(config: OriginConfig, logger: Logger): Promise<void> {
   if (!key) logger.warn('ORIGIN_INSECURE_DEV=1: requests are NOT authenticated; never run this way outside a development machine');
 
   const metrics = createOriginMetrics();
-  const specs = servedModels(manifest);
+  const specs = selectServed(servedModels(manifest), config.models);
   const loadStart = performance.now();
   const registry = await ModelRegistry.load(specs, { ...config, metrics, logger });
   logger.info('models loaded', {

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { OriginError } from './errors.ts';
-import { loadManifest, parseManifest, servedModels } from './manifest.ts';
+import { loadManifest, parseManifest, selectServed, servedModels } from './manifest.ts';
 
 const FIXTURES = fileURLToPath(new URL('../../test/fixtures/models/', import.meta.url));
 const FIXTURE_MANIFEST = join(FIXTURES, 'manifest.json');
@@ -54,6 +54,13 @@ describe('loadManifest', () => {
     const cls = manifest.models[0];
     expect(cls).toMatchObject({ id: 'cls-test', kind: 'classifier', version: '1', input: 'latent' });
     expect(cls.files.model.absolutePath).toBe(join(FIXTURES, 'cls-test.onnx'));
+  });
+
+  it('serves only the ids ORIGIN_MODELS names, and refuses an id the manifest lacks', async () => {
+    const specs = servedModels(await loadManifest(FIXTURE_MANIFEST));
+    expect(selectServed(specs, undefined)).toBe(specs);
+    expect(selectServed(specs, ['seg-test', 'cls-test']).map((m) => m.name)).toEqual(['cls-test', 'seg-test']);
+    expect(() => selectServed(specs, ['cls-test', 'cls-nope'])).toThrow(/ORIGIN_MODELS names 'cls-nope', which the manifest does not list/);
   });
 
   it('refuses a file whose sha256 differs from the manifest, naming the file and both digests', async () => {

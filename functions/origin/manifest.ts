@@ -205,6 +205,23 @@ export function servedModels(manifest: Manifest): ServedModelSpec[] {
   );
 }
 
+/**
+ * The served graphs of the manifest entries named in `ids` (all when undefined), e.g. the latent
+ * models and their codec on a production host that need not load the baselines. Throws
+ * INVALID_CONFIG for an id the manifest does not list.
+ *
+ * @example
+ * selectServed(servedModels(manifest), ['ls-f8-q2', 'cls-latent-ls-f8-q2']).map((m) => m.name)
+ * // ['ls-f8-q2.analysis', 'ls-f8-q2.synthesis', 'cls-latent-ls-f8-q2']
+ */
+export function selectServed(specs: ServedModelSpec[], ids: readonly string[] | undefined): ServedModelSpec[] {
+  if (!ids) return specs;
+  const known = new Set(specs.map((s) => s.entry.id));
+  const unknown = ids.filter((id) => !known.has(id));
+  if (unknown.length) throw new OriginError('INVALID_CONFIG', `ORIGIN_MODELS names ${unknown.map((id) => `'${id}'`).join(', ')}, which the manifest does not list (it has ${[...known].join(', ')})`);
+  return specs.filter((s) => ids.includes(s.entry.id));
+}
+
 async function verifyFiles(manifest: Manifest): Promise<void> {
   const problems: string[] = [];
   for (const entry of manifest.models) {
