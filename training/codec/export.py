@@ -42,6 +42,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.dirname(HERE))
 from model import GDN, FactorizedCodec  # noqa: E402
+from onnx_macs import onnx_macs  # noqa: E402
 from reference.tables import Table, TableSet, quantize_pmf  # noqa: E402
 
 STRIDE = 8
@@ -333,33 +334,14 @@ def write_files(out_dir, model_id, blobs):
     return files
 
 
-def conv_macs(proto, input_shape):
-    """MACs of the Conv / ConvTranspose nodes of a graph for one input shape (shape inference)."""
-    proto = onnx.ModelProto.FromString(proto.SerializeToString())
-    for d, v in zip(proto.graph.input[0].type.tensor_type.shape.dim, input_shape):
-        d.Clear()
-        d.dim_value = v
-    g = onnx.shape_inference.infer_shapes(proto).graph
-    shapes = {v.name: [d.dim_value for d in v.type.tensor_type.shape.dim]
-              for v in list(g.value_info) + list(g.input) + list(g.output)}
-    shapes.update({i.name: list(i.dims) for i in g.initializer})
-    total = 0
-    for n in g.node:
-        if n.op_type == "Conv":
-            total += math.prod(shapes[n.output[0]][1:]) * math.prod(shapes[n.input[1]][1:])
-        elif n.op_type == "ConvTranspose":
-            total += math.prod(shapes[n.input[0]][1:]) * math.prod(shapes[n.input[1]][1:])
-    return total
-
-
 def compute_of(analysis, synthesis, side=256):
     """MACs per image pixel of each transform (convolutions only; both scale with the pixel
     count), from the graphs at side x side: what a decoded-pixel path adds per image."""
     m = analysis.graph.output[0].type.tensor_type.shape.dim[1].dim_value or 64
     stride = 8
-    return {"analysis_macs_per_pixel": conv_macs(analysis, [1, 3, side, side]) / side ** 2,
+    return {"analysis_macs_per_pixel": onnx_macs(analysis, [1, 3, side, side]) / side ** 2,
             "synthesis_macs_per_pixel":
-                conv_macs(synthesis, [1, m, side // stride, side // stride]) / side ** 2,
+                onnx_macs(synthesis, [1, m, side // stride, side // stride]) / side ** 2,
             "counted": "Conv and ConvTranspose multiply-accumulates of the ONNX graphs"}
 
 
