@@ -34,15 +34,22 @@ export function resultKey(models: readonly TaskModel[], bitstreamSha256: string)
  */
 export async function getResult(kv: KVNamespace, key: string): Promise<CachedResult | undefined> {
   const recent = recentOf(kv);
-  const known = recent.get(key);
+  const known = recent.entries.get(key);
   if (known) {
-    recent.delete(key); // most recently used last
-    recent.set(key, known);
-    return known;
+    recent.entries.delete(key); // most recently used last
+    recent.entries.set(key, known);
+    return known.entry;
   }
-  const value = await kv.get<CachedResult>(key, 'json');
-  const ok = value?.v === 1 && typeof value.results === 'object' ? value : undefined;
-  if (ok) remember(recent, key, ok);
+  const text = await kv.get(key, 'text');
+  if (text === null) return undefined;
+  let value: CachedResult | undefined;
+  try {
+    value = JSON.parse(text) as CachedResult;
+  } catch {
+    return undefined;
+  }
+  const ok = value?.v === 1 && typeof value.results === 'object' && value.results !== null ? value : undefined;
+  if (ok) remember(recent, key, ok, text.length);
   return ok;
 }
 
@@ -50,20 +57,38 @@ export async function getResult(kv: KVNamespace, key: string): Promise<CachedRes
  * Results this isolate read or wrote lately, per namespace: a key names its content for good (the
  * bitstream's hash and the models' versions), so a remembered entry is never stale; only KV's TTL
  * may end sooner, and then the isolate serves what KV would have recomputed identically. Bounded
- * by count; the least recently used goes first.
+ * by count and by size (a segmentation mask of a large image is large; an isolate has 128 MB), the
+ * least recently used going first; an entry above a sixteenth of the budget is not remembered.
  */
-const RECENT_MAX = 512;
-const recentByNamespace = new WeakMap<KVNamespace, Map<string, CachedResult>>();
+export const RECENT_RESULTS = { maxEntries: 512, maxChars: 8 << 20 };
 
-function recentOf(kv: KVNamespace): Map<string, CachedResult> {
+interface Recent {
+  entries: Map<string, { entry: CachedResult; chars: number }>;
+  chars: number;
+}
+
+const recentByNamespace = new WeakMap<KVNamespace, Recent>();
+
+function recentOf(kv: KVNamespace): Recent {
   let recent = recentByNamespace.get(kv);
-  if (!recent) recentByNamespace.set(kv, (recent = new Map()));
+  if (!recent) recentByNamespace.set(kv, (recent = { entries: new Map(), chars: 0 }));
   return recent;
 }
 
-function remember(recent: Map<string, CachedResult>, key: string, entry: CachedResult): void {
-  recent.set(key, entry);
-  if (recent.size > RECENT_MAX) recent.delete(recent.keys().next().value!);
+function remember(recent: Recent, key: string, entry: CachedResult, chars: number): void {
+  if (chars > RECENT_RESULTS.maxChars / 16) return;
+  const old = recent.entries.get(key);
+  if (old) {
+    recent.chars -= old.chars;
+    recent.entries.delete(key);
+  }
+  recent.entries.set(key, { entry, chars });
+  recent.chars += chars;
+  while (recent.entries.size > RECENT_RESULTS.maxEntries || recent.chars > RECENT_RESULTS.maxChars) {
+    const [oldest, { chars: freed }] = recent.entries.entries().next().value!;
+    recent.entries.delete(oldest);
+    recent.chars -= freed;
+  }
 }
 
 /**
@@ -74,6 +99,7 @@ function remember(recent: Map<string, CachedResult>, key: string, entry: CachedR
  */
 export async function putResult(kv: KVNamespace, key: string, results: Record<string, unknown>, ttlSeconds: number): Promise<void> {
   const entry: CachedResult = { v: 1, results };
-  await kv.put(key, JSON.stringify(entry), { expirationTtl: ttlSeconds });
-  remember(recentOf(kv), key, entry);
+  const text = JSON.stringify(entry);
+  await kv.put(key, text, { expirationTtl: ttlSeconds });
+  remember(recentOf(kv), key, entry, text.length);
 }

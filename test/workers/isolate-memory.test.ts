@@ -4,7 +4,7 @@
  */
 import { describe, expect, it, vi } from 'vitest';
 import { authenticate } from '../../functions/edge/auth.ts';
-import { getResult, putResult } from '../../functions/edge/cache.ts';
+import { RECENT_RESULTS, getResult, putResult } from '../../functions/edge/cache.ts';
 
 /** A KV namespace in memory that counts its reads. */
 function countingKv(entries: Record<string, string> = {}) {
@@ -80,6 +80,20 @@ describe('results', () => {
     expect(await getResult(other.kv, 'cls@1:bb')).toEqual({ v: 1, results: { classify: 1 } });
     expect(await getResult(other.kv, 'cls@1:bb')).toEqual({ v: 1, results: { classify: 1 } });
     expect(other.calls.get).toBe(2); // the miss, then the first read of bb
+  });
+
+  it('keeps within its size budget, and does not remember an entry too large for it', async () => {
+    const { kv, calls } = countingKv();
+    const mask = 'x'.repeat(Math.floor(RECENT_RESULTS.maxChars / 20)); // about 1/20 of the budget each
+    for (let i = 0; i < 25; i++) await putResult(kv, `seg@1:${i}`, { segment: { mask, i } }, 60);
+    await getResult(kv, 'seg@1:24');
+    expect(calls.get).toBe(0);
+    await getResult(kv, 'seg@1:0'); // pushed out by size long before 512 entries
+    expect(calls.get).toBe(1);
+
+    await putResult(kv, 'seg@1:huge', { segment: { mask: 'x'.repeat(RECENT_RESULTS.maxChars / 8) } }, 60);
+    expect(await getResult(kv, 'seg@1:huge')).toBeDefined();
+    expect(calls.get).toBe(2);
   });
 
   it('forgets the least recently used beyond 512 results', async () => {
