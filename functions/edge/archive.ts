@@ -6,6 +6,7 @@
  *   metadata: codec, table_hash, width, height, first_request_id, stored_at (ISO 8601)
  */
 import type { BitstreamHeader } from '../../src/bitstream/index.ts';
+import { Recent } from './recent.ts';
 
 export const BITSTREAM_MEDIA_TYPE = 'application/vnd.latentsight+bitstream';
 
@@ -21,13 +22,7 @@ export function bitstreamKey(tenant: string, bitstreamSha256: string): string {
 
 /** Keys this isolate knows are stored (archived bitstreams are never deleted): a repeat, such as a
  * cache hit on a popular image, skips even the HEAD (an R2 class B operation and a round trip). */
-const knownStored = new Set<string>();
-const KNOWN_STORED_MAX = 4096;
-
-function rememberStored(key: string): void {
-  if (knownStored.size >= KNOWN_STORED_MAX) knownStored.delete(knownStored.values().next().value as string);
-  knownStored.add(key);
-}
+const knownStored = new Recent<true>(4096);
 
 /**
  * Stores a bitstream unless the tenant already has it (a HEAD costs less than a rewrite, and a
@@ -45,9 +40,9 @@ export async function storeBitstream(
   requestId: string,
 ): Promise<boolean> {
   const key = bitstreamKey(tenant, bitstreamSha256);
-  if (knownStored.has(key)) return false;
+  if (knownStored.get(key)) return false;
   if (await bucket.head(key)) {
-    rememberStored(key);
+    knownStored.set(key, true);
     return false;
   }
   await bucket.put(key, bytes, {
@@ -62,6 +57,6 @@ export async function storeBitstream(
     },
     sha256: bitstreamSha256,
   });
-  rememberStored(key);
+  knownStored.set(key, true);
   return true;
 }

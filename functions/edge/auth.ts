@@ -4,6 +4,7 @@
  */
 import { hex, sha256 } from './digest.ts';
 import { ProblemError } from './problem.ts';
+import { Recent } from './recent.ts';
 
 /** What `API_KEYS` holds for a key (the value of `<hex sha256 of key>`). */
 export interface ApiKeyRecord {
@@ -48,6 +49,7 @@ export async function authenticate(authorization: string | undefined, keys: KVNa
   const keyHash = hex(await sha256(match[1]));
   const recent = recentKeys.get(keyHash);
   if (recent && recent.until > Date.now() && recent.keys === keys) return recent.key;
+  if (recent) recentKeys.delete(keyHash);
   const record = await keys.get<unknown>(keyHash, { type: 'json', cacheTtl: KEY_CACHE_TTL_SECONDS });
   if (record === null) {
     throw new ProblemError('unauthorized', 'INVALID_API_KEY', 'The API key is not valid: it is unknown or was revoked.', {
@@ -55,7 +57,6 @@ export async function authenticate(authorization: string | undefined, keys: KVNa
     });
   }
   const key = { ...checkRecord(record, keyHash), keyHash };
-  if (recentKeys.size >= RECENT_KEYS_MAX) recentKeys.delete(recentKeys.keys().next().value!);
   recentKeys.set(keyHash, { key, keys, until: Date.now() + KEY_CACHE_TTL_SECONDS * 1000 });
   return key;
 }
@@ -63,10 +64,9 @@ export async function authenticate(authorization: string | undefined, keys: KVNa
 /**
  * Valid keys this isolate read lately, for as long as KV's own edge cache may serve the record
  * (`cacheTtl`): a change or revocation takes effect within that bound either way. Unknown keys are
- * not remembered. Bounded by count, oldest first out.
+ * not remembered. At most 1024, the least recently used forgotten first.
  */
-const RECENT_KEYS_MAX = 1024;
-const recentKeys = new Map<string, { key: ApiKey; keys: KVNamespace; until: number }>();
+const recentKeys = new Recent<{ key: ApiKey; keys: KVNamespace; until: number }>(1024);
 
 /**
  * Throws a 403 `ProblemError` unless the key has `scope`.

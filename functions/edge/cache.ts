@@ -8,6 +8,7 @@
  * expire with their TTL. Entries are shared across tenants: equal bytes give equal results.
  */
 import type { TaskModel } from './registry.ts';
+import { Recent } from './recent.ts';
 
 /** A cached entry: the `results` member of the response, under a version for future changes. */
 export interface CachedResult {
@@ -34,12 +35,8 @@ export function resultKey(models: readonly TaskModel[], bitstreamSha256: string)
  */
 export async function getResult(kv: KVNamespace, key: string): Promise<CachedResult | undefined> {
   const recent = recentOf(kv);
-  const known = recent.entries.get(key);
-  if (known) {
-    recent.entries.delete(key); // most recently used last
-    recent.entries.set(key, known);
-    return known.entry;
-  }
+  const known = recent.get(key);
+  if (known) return known;
   const text = await kv.get(key, 'text');
   if (text === null) return undefined;
   let value: CachedResult | undefined;
@@ -62,33 +59,16 @@ export async function getResult(kv: KVNamespace, key: string): Promise<CachedRes
  */
 export const RECENT_RESULTS = { maxEntries: 512, maxChars: 8 << 20 };
 
-interface Recent {
-  entries: Map<string, { entry: CachedResult; chars: number }>;
-  chars: number;
-}
+const recentByNamespace = new WeakMap<KVNamespace, Recent<CachedResult>>();
 
-const recentByNamespace = new WeakMap<KVNamespace, Recent>();
-
-function recentOf(kv: KVNamespace): Recent {
+function recentOf(kv: KVNamespace): Recent<CachedResult> {
   let recent = recentByNamespace.get(kv);
-  if (!recent) recentByNamespace.set(kv, (recent = { entries: new Map(), chars: 0 }));
+  if (!recent) recentByNamespace.set(kv, (recent = new Recent(RECENT_RESULTS.maxEntries, RECENT_RESULTS.maxChars)));
   return recent;
 }
 
-function remember(recent: Recent, key: string, entry: CachedResult, chars: number): void {
-  if (chars > RECENT_RESULTS.maxChars / 16) return;
-  const old = recent.entries.get(key);
-  if (old) {
-    recent.chars -= old.chars;
-    recent.entries.delete(key);
-  }
-  recent.entries.set(key, { entry, chars });
-  recent.chars += chars;
-  while (recent.entries.size > RECENT_RESULTS.maxEntries || recent.chars > RECENT_RESULTS.maxChars) {
-    const [oldest, { chars: freed }] = recent.entries.entries().next().value!;
-    recent.entries.delete(oldest);
-    recent.chars -= freed;
-  }
+function remember(recent: Recent<CachedResult>, key: string, entry: CachedResult, chars: number): void {
+  if (chars <= RECENT_RESULTS.maxChars / 16) recent.set(key, entry, chars);
 }
 
 /**

@@ -338,10 +338,9 @@ def compute_of(analysis, synthesis, side=256):
     """MACs per image pixel of each transform (convolutions only; both scale with the pixel
     count), from the graphs at side x side: what a decoded-pixel path adds per image."""
     m = analysis.graph.output[0].type.tensor_type.shape.dim[1].dim_value or 64
-    stride = 8
     return {"analysis_macs_per_pixel": onnx_macs(analysis, [1, 3, side, side]) / side ** 2,
             "synthesis_macs_per_pixel":
-                onnx_macs(synthesis, [1, m, side // stride, side // stride]) / side ** 2,
+                onnx_macs(synthesis, [1, m, side // STRIDE, side // STRIDE]) / side ** 2,
             "counted": "Conv and ConvTranspose multiply-accumulates of the ONNX graphs"}
 
 

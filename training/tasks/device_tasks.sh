@@ -134,12 +134,17 @@ if [ "$MAX_STEPS" != 0 ]; then
               --eval_interval "$MAX_STEPS" --log_interval 10)
 fi
 
+# A codec's latents of every dataset (the shipped ONNX graphs in PyTorch on DEVICE).
+codec_latents() {
+  python3 "$T/latents.py" --data "$DATA" --cache-dir "$CACHE" --codec-onnx "$REPO/models/$1" \
+    --device "$DEVICE" --steps latents --datasets "$DATASETS" --batch 64 "${LIMITS[@]}" \
+    >"$LOGS/latents-$1.out" 2>&1
+}
+
 # Architecture trials: latents only, then one run per variant and codec.
 if [ -n "${VARIANTS:-}" ]; then
   for codec in $CODECS; do
-    python3 "$T/latents.py" --data "$DATA" --cache-dir "$CACHE" --codec-onnx "$REPO/models/$codec" \
-      --device "$DEVICE" --steps latents --datasets "$DATASETS" --batch 64 "${LIMITS[@]}" \
-      >"$LOGS/latents-$codec.out" 2>&1 || { log "latents failed"; tail -n 5 "$LOGS/latents-$codec.out"; exit 1; }
+    codec_latents "$codec" || { log "latents failed"; tail -n 5 "$LOGS/latents-$codec.out"; exit 1; }
     IFS=';' read -ra specs <<<"$VARIANTS"
     for spec in "${specs[@]}"; do
       read -r vname task overrides <<<"$spec"
@@ -167,9 +172,7 @@ fi
 for codec in $CODECS; do
   (
     set -e
-    python3 "$T/latents.py" --data "$DATA" --cache-dir "$CACHE" --codec-onnx "$REPO/models/$codec" \
-      --device "$DEVICE" --steps latents --datasets imagenette,camvid --batch 64 "${LIMITS[@]}" \
-      >"$LOGS/latents-$codec.out" 2>&1
+    codec_latents "$codec"
     python3 "$T/classify.py" --input latent --codec_id "$codec" --run_name "cls-latent-$codec$SUFFIX" \
       "${cls_common[@]}" >"$LOGS/cls-latent-$codec$SUFFIX.out" 2>&1 &
     python3 "$T/segment.py" --input latent --codec_id "$codec" --run_name "seg-latent-$codec$SUFFIX" \
