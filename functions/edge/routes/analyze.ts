@@ -14,7 +14,7 @@ import type { Context } from 'hono';
 import type { BitstreamHeader } from '../../../src/bitstream/index.ts';
 import { inferTasks, selectModels } from '../analysis.ts';
 import { storeBitstream } from '../archive.ts';
-import { type ApiKey, authenticate, requireScope } from '../auth.ts';
+import { authenticate, requireScope } from '../auth.ts';
 import { checkMediaType, readBitstream } from '../body.ts';
 import { getResult, putResult, resultKey } from '../cache.ts';
 import { type EdgeConfig, readConfig } from '../config.ts';
@@ -22,7 +22,7 @@ import type { AppEnv } from '../context.ts';
 import { checkStream, codecFor, decodeStreamLatents } from '../decode.ts';
 import { hex, sha256 } from '../digest.ts';
 import { ProblemError } from '../problem.ts';
-import type { RateDecision } from '../rate-limiter.ts';
+import { rateLimitHeaders, rateLimited, takeToken } from '../rate-limit.ts';
 import { TASKS, type Task, type TaskModel } from '../registry.ts';
 import { Timings } from '../timings.ts';
 import { log } from '../log.ts';
@@ -42,22 +42,12 @@ export async function analyze(c: Context<AppEnv>): Promise<Response> {
   // The rate limiter's round trip overlaps reading and checking the body; its verdict still comes
   // first, and a denial stops the body from being read on.
   const stopReading = new AbortController();
-  const pendingRate = timings.measure('ratelimit', () => takeToken(c.env, key, config.defaultRateLimitPerMinute));
+  const pendingRate = timings.measure('ratelimit', () => takeToken(c.env, key, config.defaultRateLimitPerMinute, (work) => c.executionCtx.waitUntil(work)));
   pendingRate.then((r) => r.allowed || stopReading.abort()).catch(() => {});
   const [rateOutcome, checkedOutcome] = await Promise.allSettled([pendingRate, checkRequest(c, config, timings, stopReading.signal)]);
   if (rateOutcome.status === 'rejected') throw rateOutcome.reason;
   const rate = rateOutcome.value;
-  const rateHeaders = {
-    'ratelimit-limit': String(rate.limit),
-    'ratelimit-remaining': String(rate.remaining),
-    'ratelimit-reset': String(rate.resetSeconds),
-  };
-  if (!rate.allowed) {
-    throw new ProblemError('rate-limited', 'RATE_LIMITED', `This API key may make ${rate.limit} requests per minute; retry in ${rate.retryAfterSeconds} s.`, {
-      headers: { ...rateHeaders, 'retry-after': String(rate.retryAfterSeconds) },
-      members: { retry_after: rate.retryAfterSeconds },
-    });
-  }
+  if (!rate.allowed) throw rateLimited(rate);
   if (checkedOutcome.status === 'rejected') throw checkedOutcome.reason;
   const { bytes, header, stream, codec, models, digest, cacheKey, cached } = checkedOutcome.value;
 
@@ -94,7 +84,7 @@ export async function analyze(c: Context<AppEnv>): Promise<Response> {
     timings_ms: timings.toJSON(),
   };
   return c.json(body, 200, {
-    ...rateHeaders,
+    ...rateLimitHeaders(rate),
     'cache-control': 'no-store',
     'server-timing': timings.serverTiming({ cache }),
   });
@@ -153,18 +143,4 @@ export function parseTasks(value: string | undefined): Task[] | undefined {
     );
   }
   return known.filter((t) => names.includes(t));
-}
-
-/**
- * Takes one token from the key's bucket. If the limiter itself fails, the request goes through:
- * an outage of the limiter must not become an outage of the API (it is logged).
- */
-async function takeToken(env: Env, key: ApiKey, defaultLimit: number): Promise<RateDecision> {
-  const limit = key.rate_limit_per_minute ?? defaultLimit;
-  try {
-    return await env.RATE_LIMITER.getByName(key.keyHash).take(limit);
-  } catch (error) {
-    log.error('rate limiter unavailable; letting the request through', { error: String(error) });
-    return { allowed: true, limit, remaining: limit, retryAfterSeconds: 0, resetSeconds: 0 };
-  }
 }

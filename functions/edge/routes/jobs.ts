@@ -14,7 +14,7 @@
 import type { Context } from 'hono';
 import { selectModels } from '../analysis.ts';
 import { storeBitstream } from '../archive.ts';
-import { type ApiKey, authenticate, requireScope } from '../auth.ts';
+import { authenticate, requireScope } from '../auth.ts';
 import type { JobMessage } from '../background.ts';
 import { readJobsConfig } from '../background.ts';
 import { checkMediaType, readBitstream, readBodyBounded } from '../body.ts';
@@ -25,10 +25,10 @@ import { checkStream } from '../decode.ts';
 import { hex, sha256 } from '../digest.ts';
 import { jobBitstreamKey, jobResultKey } from '../jobs.ts';
 import { ProblemError } from '../problem.ts';
+import { rateLimited, takeToken } from '../rate-limit.ts';
 import { TASKS, type Task } from '../registry.ts';
 import type { JobRecord } from '../tenant-store.ts';
 import { ANALYZE_SCOPE, parseTasks } from './analyze.ts';
-import { log } from '../log.ts';
 
 /** Largest `metadata`, serialised as JSON; it is echoed in every event of the job. */
 export const MAX_METADATA_BYTES = 4096;
@@ -57,7 +57,8 @@ export async function createJob(c: Context<AppEnv>): Promise<Response> {
   const config = readConfig(c.env, deps.config);
   const key = await authenticate(c.req.header('authorization'), c.env.API_KEYS);
   requireScope(key, ANALYZE_SCOPE);
-  await takeToken(c.env, key, config.defaultRateLimitPerMinute);
+  const rate = await takeToken(c.env, key, config.defaultRateLimitPerMinute, (work) => c.executionCtx.waitUntil(work));
+  if (!rate.allowed) throw rateLimited(rate);
   const submission = isJson(c.req.header('content-type')) ? await readJson(c) : await readRaw(c, config.maxBodyBytes, config.limits);
   const registry = await deps.registry();
   const { stream, codec } = checkStream(submission.bytes, registry, config.limits);
@@ -204,22 +205,4 @@ async function readText(request: Request, maxBytes: number): Promise<string> {
 
 function invalid(code: string, detail: string): ProblemError {
   return new ProblemError('invalid-request', code, detail);
-}
-
-/** The key's rate limit applies to job submissions as to analyses (a limiter outage lets them through). */
-async function takeToken(env: Env, key: ApiKey, defaultLimit: number): Promise<void> {
-  const limit = key.rate_limit_per_minute ?? defaultLimit;
-  let decision;
-  try {
-    decision = await env.RATE_LIMITER.getByName(key.keyHash).take(limit);
-  } catch (error) {
-    log.error('rate limiter unavailable; letting the request through', { error: String(error) });
-    return;
-  }
-  if (!decision.allowed) {
-    throw new ProblemError('rate-limited', 'RATE_LIMITED', `This API key may make ${decision.limit} requests per minute; retry in ${decision.retryAfterSeconds} s.`, {
-      headers: { 'retry-after': String(decision.retryAfterSeconds) },
-      members: { retry_after: decision.retryAfterSeconds },
-    });
-  }
 }
