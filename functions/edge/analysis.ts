@@ -93,7 +93,7 @@ export function selectModels(registry: ModelRegistry, codecId: string, tasks: Ta
  * if (originUnavailable(error)) reschedule()
  */
 export function originUnavailable(error: unknown): error is OriginError {
-  return error instanceof OriginError && (error.code === 'ORIGIN_UNAVAILABLE' || error.code === 'ORIGIN_TIMEOUT' || error.code === 'CIRCUIT_OPEN');
+  return error instanceof OriginError && (error.code === 'ORIGIN_UNAVAILABLE' || error.code === 'ORIGIN_OVERLOADED' || error.code === 'ORIGIN_TIMEOUT' || error.code === 'CIRCUIT_OPEN');
 }
 
 /**

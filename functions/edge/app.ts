@@ -130,7 +130,14 @@ function toProblem(error: unknown): ProblemError | undefined {
       error.code === 'ORIGIN_NOT_CONFIGURED' ? 'internal-error' : error.code === 'ORIGIN_BAD_RESPONSE' || error.code === 'ORIGIN_REJECTED' ? 'bad-gateway' : 'origin-unavailable';
     if (kind !== 'origin-unavailable') return new ProblemError(kind, error.code, 'The inference origin failed to answer this request; retry later, and report it if it persists.');
     const retryAfter = error.retryAfterSeconds ?? 5;
-    const what = error.code === 'CIRCUIT_OPEN' ? 'is shed by the circuit breaker after repeated failures' : error.code === 'ORIGIN_TIMEOUT' ? 'is timing out' : 'is unavailable';
+    const what =
+      error.code === 'CIRCUIT_OPEN'
+        ? 'is shed by the circuit breaker after repeated failures'
+        : error.code === 'ORIGIN_TIMEOUT'
+          ? 'is timing out'
+          : error.code === 'ORIGIN_OVERLOADED'
+            ? 'is at capacity'
+            : 'is unavailable';
     return new ProblemError('origin-unavailable', error.code, `The inference origin ${what}; retry in ${retryAfter} s.`, {
       headers: { 'retry-after': String(retryAfter) },
       members: { retry_after: retryAfter },

@@ -2,6 +2,11 @@
  * The edge's client of the inference origin: one KServe v2 infer call, gzip-compressed and signed,
  * with a per-attempt timeout, bounded retries with jittered exponential backoff on network errors,
  * timeouts and 5xx/429, all inside an overall deadline, and a circuit breaker per origin.
+ *
+ * An origin at capacity says so: 503 (or 429) with Retry-After. That is an answer, not a failure: it
+ * does not count against the breaker (an overloaded origin is up, and opening the breaker would shed
+ * the requests it can serve), and the next attempt waits what the origin asked, with jitter, if the
+ * deadline leaves room, instead of adding to its load at once.
  */
 import { type SigningKey, importSigningKey, signatureHeaders } from '../../src/protocol/signature.ts';
 import type { CircuitBreaker } from './breaker.ts';
@@ -11,6 +16,7 @@ import { HEADER_LENGTH_HEADER, KserveError, type Tensor, decodeInferResponse, en
 export type OriginErrorCode =
   | 'ORIGIN_NOT_CONFIGURED'
   | 'ORIGIN_UNAVAILABLE'
+  | 'ORIGIN_OVERLOADED'
   | 'ORIGIN_TIMEOUT'
   | 'CIRCUIT_OPEN'
   | 'ORIGIN_BAD_RESPONSE'
@@ -96,8 +102,11 @@ export async function infer(call: InferCall, config: EdgeConfig, breaker: Circui
   let last = new OriginError('ORIGIN_UNAVAILABLE', 'no attempt was made');
   for (let attempt = 0; attempt < config.originAttempts; attempt++) {
     if (attempt > 0) {
-      // Full jitter: spreads the retries of many isolates instead of synchronising them.
-      const delay = Math.floor(deps.random() * config.originBackoffMs * 2 ** (attempt - 1));
+      // Full jitter: spreads the retries of many isolates instead of synchronising them. An origin at
+      // capacity said when to come back: up to half as long again, so the retries do not arrive together.
+      const backoff = Math.floor(deps.random() * config.originBackoffMs * 2 ** (attempt - 1));
+      const asked = last.code === 'ORIGIN_OVERLOADED' ? Math.floor((last.retryAfterSeconds ?? 1) * 1000 * (1 + deps.random() / 2)) : 0;
+      const delay = Math.max(backoff, asked);
       if (deps.now() + delay >= deadline) break;
       await deps.sleep(delay);
     }
@@ -133,12 +142,15 @@ export async function infer(call: InferCall, config: EdgeConfig, breaker: Circui
       breaker.success();
       throw outcome;
     }
-    breaker.failure();
+    // At capacity is up; anything else counts towards opening the breaker.
+    if (outcome.code === 'ORIGIN_OVERLOADED') breaker.success();
+    else breaker.failure();
     last = outcome;
   }
-  // Come back when the breaker will let a probe through, if these failures opened it.
+  // Come back when the breaker will let a probe through, if these failures opened it; or when the
+  // origin said it would have room.
   const wait = breaker.waitMs();
-  throw new OriginError(last.code, last.message, wait > 0 ? Math.ceil(wait / 1000) : config.unavailableRetryAfterSeconds);
+  throw new OriginError(last.code, last.message, wait > 0 ? Math.ceil(wait / 1000) : (last.retryAfterSeconds ?? config.unavailableRetryAfterSeconds));
 }
 
 async function attemptOnce(url: string, init: RequestInit, timeoutMs: number, deps: OriginDeps): Promise<Map<string, Tensor> | OriginError> {
@@ -152,6 +164,10 @@ async function attemptOnce(url: string, init: RequestInit, timeoutMs: number, de
     const response = await deps.fetch(url, { ...init, signal: controller.signal });
     if (!response.ok) {
       await response.body?.cancel();
+      const retryAfter = retryAfterSeconds(response.headers.get('retry-after'));
+      if ((response.status === 503 || response.status === 429) && retryAfter !== undefined) {
+        return new OriginError('ORIGIN_OVERLOADED', `the origin is at capacity (${response.status}) and asks to retry in ${retryAfter} s`, retryAfter);
+      }
       const code = RETRYABLE.has(response.status) ? 'ORIGIN_UNAVAILABLE' : 'ORIGIN_REJECTED';
       return new OriginError(code, `the origin answered ${response.status}`);
     }
@@ -181,4 +197,10 @@ async function gzip(bytes: Uint8Array): Promise<Uint8Array> {
 async function gunzip(bytes: Uint8Array): Promise<Uint8Array> {
   const stream = new Blob([bytes as Uint8Array<ArrayBuffer>]).stream().pipeThrough(new DecompressionStream('gzip'));
   return new Uint8Array(await new Response(stream).arrayBuffer());
+}
+
+/** A Retry-After of delta-seconds (what the origin and proxies send), at most an hour; undefined otherwise. */
+function retryAfterSeconds(value: string | null): number | undefined {
+  if (value === null || !/^\d{1,6}$/.test(value.trim())) return undefined;
+  return Math.min(3600, Math.max(1, Number(value.trim())));
 }

@@ -138,8 +138,8 @@ export const PROBLEM_TYPES = {
   'origin-unavailable': {
     status: 503,
     title: 'Service Unavailable',
-    codes: ['ORIGIN_UNAVAILABLE', 'ORIGIN_TIMEOUT', 'CIRCUIT_OPEN'],
-    about: 'The inference origin is down, timing out or shed by the circuit breaker; retry after Retry-After seconds.',
+    codes: ['ORIGIN_UNAVAILABLE', 'ORIGIN_OVERLOADED', 'ORIGIN_TIMEOUT', 'CIRCUIT_OPEN'],
+    about: 'The inference origin is down, at capacity, timing out or shed by the circuit breaker; retry after Retry-After seconds.',
   },
 } as const satisfies Record<string, { status: number; codes: readonly string[]; title: string; about: string }>;
 

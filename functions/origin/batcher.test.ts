@@ -126,6 +126,65 @@ describe('MicroBatcher', () => {
     expect(await Promise.all(kept)).toEqual([10, 20]);
   });
 
+  it('refuses at once a request that would finish after its deadline, with the excess as Retry-After', async () => {
+    const r = controlledRun();
+    const b = batcher({ run: r.run, maxBatch: 1, maxQueueDelayMs: 0 });
+    // One run of one row in 1,000 ms: the speed the estimate starts from.
+    const first = b.submit(1, one());
+    await vi.advanceTimersByTimeAsync(1000);
+    await r.finish();
+    expect(await first).toBe(10);
+    // One running (1,000 ms from now), two queued: a new request would be done in 4,000 ms.
+    const kept = [b.submit(2, one()), b.submit(3, one()), b.submit(4, one())];
+    await vi.advanceTimersByTimeAsync(0);
+    expect(b.estimateMs(1)).toBe(4000);
+    const late = await settled(b.submit(5, { rows: 1, key: 'k', deadline: Date.now() + 2500 }));
+    expect(late.error!.code).toBe('OVERLOADED');
+    expect(late.error!.retryAfterS).toBe(2);
+    expect(r.calls).toEqual([[1], [2]]);
+    // One that can wait that long is queued.
+    const patient = b.submit(6, { rows: 1, key: 'k', deadline: Date.now() + 4500 });
+    for (let i = 0; i < 4; i++) {
+      await vi.advanceTimersByTimeAsync(1000);
+      await r.finish();
+    }
+    expect(await Promise.all([...kept, patient])).toEqual([20, 30, 40, 60]);
+  });
+
+  it('leaves out of a batch a request that would push an earlier one past its deadline', async () => {
+    const r = controlledRun();
+    const b = batcher({ run: r.run, maxBatch: 4, maxQueueDelayMs: 5 });
+    const first = b.submit(0, one());
+    await vi.advanceTimersByTimeAsync(5);
+    await vi.advanceTimersByTimeAsync(1000);
+    await r.finish(); // 1,000 ms for one row
+    await first;
+    // A must be answered within 2.5 s: A with B ends in 2 s, A with B and C would end in 3 s.
+    const a = b.submit(1, { rows: 1, key: 'k', deadline: Date.now() + 2500 });
+    const rest = [b.submit(2, one()), b.submit(3, one())];
+    await vi.advanceTimersByTimeAsync(5);
+    expect(r.calls.at(-1)).toEqual([1, 2]);
+    await vi.advanceTimersByTimeAsync(2000);
+    await r.finish();
+    expect(await a).toBe(10);
+    expect(r.calls.at(-1)).toEqual([3]);
+    await r.finish();
+    expect(await Promise.all(rest)).toEqual([20, 30]);
+  });
+
+  it('admits everything before its first run, when it knows no speed yet', async () => {
+    const r = controlledRun();
+    const b = batcher({ run: r.run, maxBatch: 1, maxQueueDelayMs: 0 });
+    expect(b.estimateMs(1)).toBe(0);
+    const all = [1, 2, 3].map((x) => settled(b.submit(x, { rows: 1, key: 'k', deadline: Date.now() + 10 })));
+    await vi.advanceTimersByTimeAsync(0);
+    // Queued, not refused: the deadline's timer is what ends the two that wait too long.
+    expect(b.depth).toBe(2);
+    await vi.advanceTimersByTimeAsync(10);
+    await r.finish();
+    expect((await Promise.all(all)).map((x) => x.error?.code ?? x.value)).toEqual(['DEADLINE_EXCEEDED', 'QUEUE_TIMEOUT', 'QUEUE_TIMEOUT']);
+  });
+
   it('drops a request whose deadline passes while queued (QUEUE_TIMEOUT) without running it', async () => {
     const r = controlledRun();
     const b = batcher({ run: r.run, maxBatch: 1 });

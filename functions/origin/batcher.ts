@@ -3,6 +3,12 @@
  * from the oldest) to be run together, up to `maxBatch` rows; one batch runs at a time. The queue is
  * bounded, and each request has a deadline. Generic over what a request is: the registry concatenates
  * tensors, tests use plain numbers.
+ *
+ * Admission by deadline: from the recent runs' time per row, the batcher estimates when a new request
+ * would finish (the batch that runs, every row queued, then its own). If that is past the request's
+ * deadline it is refused at once (OVERLOADED, with a Retry-After of the excess) instead of queued to
+ * expire: under overload the model's time goes to requests that can still be answered in time, and the
+ * excess learns at once when to come back.
  */
 import { OriginError } from './errors.ts';
 
@@ -37,6 +43,7 @@ interface Item<I, O> {
   readonly rows: number;
   readonly key: string;
   readonly enqueuedAt: number;
+  readonly deadline: number;
   readonly resolve: (o: O) => void;
   readonly reject: (e: unknown) => void;
   deadlineTimer?: ReturnType<typeof setTimeout>;
@@ -56,6 +63,10 @@ export class MicroBatcher<I, O> {
   private idleWaiters: (() => void)[] = [];
   private closedReason?: string;
   private readonly now: () => number;
+  /** Milliseconds per row of the recent runs (a moving average); undefined before the first run. */
+  private msPerRow?: number;
+  /** When the running batch should end, by that average. */
+  private runEndsAt = 0;
 
   constructor(private readonly options: BatcherOptions<I, O>) {
     if (!(options.maxBatch >= 1 && options.maxQueue >= 1 && options.maxQueueDelayMs >= 0)) throw new RangeError('MicroBatcher needs maxBatch >= 1, maxQueue >= 1, maxQueueDelayMs >= 0');
@@ -73,7 +84,20 @@ export class MicroBatcher<I, O> {
   }
 
   /**
-   * Queues one request; resolves with its result, or rejects with OVERLOADED (queue full),
+   * Milliseconds until a request of `rows` submitted now would have run, by the recent runs' speed:
+   * what is left of the running batch, every queued row, then its own rows. 0 before the first run.
+   */
+  estimateMs(rows: number): number {
+    if (this.msPerRow === undefined) return 0;
+    let queued = 0;
+    for (const item of this.queue) queued += item.rows;
+    const running = this.running ? Math.max(0, this.runEndsAt - this.now()) : 0;
+    return running + (queued + rows) * this.msPerRow;
+  }
+
+  /**
+   * Queues one request; resolves with its result, or rejects with OVERLOADED (queue full, or it would
+   * not run before its deadline),
    * QUEUE_TIMEOUT (deadline passed before it ran), DEADLINE_EXCEEDED (passed while it ran),
    * UNAVAILABLE (closed) or the run's own error.
    */
@@ -83,8 +107,13 @@ export class MicroBatcher<I, O> {
       return Promise.reject(new OriginError('OVERLOADED', `the queue is full (${this.options.maxQueue} requests waiting); retry after a moment`, 1));
     }
     const now = this.now();
+    const estimate = this.estimateMs(rows);
+    if (deadline - now > 0 && estimate > deadline - now) {
+      const excessS = Math.max(1, Math.ceil((estimate - (deadline - now)) / 1000));
+      return Promise.reject(new OriginError('OVERLOADED', `the model is busy: this request would finish in about ${Math.round(estimate)} ms, after its deadline; retry in ${excessS} s`, excessS));
+    }
     return new Promise<O>((resolve, reject) => {
-      const item: Item<I, O> = { payload, rows, key, enqueuedAt: now, resolve, reject, running: false, settled: false };
+      const item: Item<I, O> = { payload, rows, key, enqueuedAt: now, deadline, resolve, reject, running: false, settled: false };
       const remaining = deadline - now;
       if (remaining <= 0) {
         reject(new OriginError('QUEUE_TIMEOUT', 'the request reached its deadline before it could be queued', 1));
@@ -139,6 +168,7 @@ export class MicroBatcher<I, O> {
     this.running = true;
     const rows = batch.reduce((n, item) => n + item.rows, 0);
     const started = this.now();
+    this.runEndsAt = started + rows * (this.msPerRow ?? 0);
     let results: O[] | undefined;
     let failure: unknown;
     this.options
@@ -153,7 +183,10 @@ export class MicroBatcher<I, O> {
         },
       )
       .finally(() => {
-        this.options.onRun?.(rows, this.now() - started);
+        const ms = this.now() - started;
+        // A failed run says nothing about the model's speed.
+        if (failure === undefined) this.msPerRow = this.msPerRow === undefined ? ms / rows : 0.7 * this.msPerRow + (0.3 * ms) / rows;
+        this.options.onRun?.(rows, ms);
         batch.forEach((item, i) => (failure !== undefined ? this.settle(item, failure) : this.settle(item, undefined, results![i])));
         this.running = false;
         this.schedule();
@@ -161,16 +194,25 @@ export class MicroBatcher<I, O> {
       });
   }
 
-  /** The oldest request and, in arrival order, every later one with its key that still fits. */
+  /**
+   * The oldest request and, in arrival order, every later one with its key that still fits: within
+   * maxBatch rows, and (once the run speed is known) without making the batch end, by that speed,
+   * after the earliest deadline in it. A batch answers all its requests at its end, so a late joiner
+   * must not push an earlier request past its deadline.
+   */
   private takeBatch(): Item<I, O>[] {
     const first = this.queue[0];
     const batch = [first];
     let rows = first.rows;
+    let earliest = first.deadline;
+    const start = this.now();
     const rest: Item<I, O>[] = [];
     let full = false;
     for (let i = 1; i < this.queue.length; i++) {
       const item = this.queue[i];
-      if (!full && item.key === first.key && rows + item.rows <= this.options.maxBatch) {
+      const fitsTime = this.msPerRow === undefined || start + (rows + item.rows) * this.msPerRow <= Math.min(earliest, item.deadline);
+      if (!full && item.key === first.key && rows + item.rows <= this.options.maxBatch && fitsTime) {
+        earliest = Math.min(earliest, item.deadline);
         batch.push(item);
         rows += item.rows;
       } else {

@@ -24,6 +24,50 @@ describe('the origin client', () => {
     expect(origin.sleeps).toEqual([50, 100]);
   });
 
+  it('waits what an origin at capacity asks (503 with Retry-After), then answers', async () => {
+    const busy = () => new Response('at capacity', { status: 503, headers: { 'retry-after': '2' } });
+    const origin = fakeOrigin((request, attempt) => (attempt <= 2 ? busy() : wellBehaved(request)));
+    const edge = testEdge({ origin: origin.deps, config: { originBackoffMs: 100, originDeadlineMs: 60_000 } });
+
+    const response = await edge.fetch('/v1/analyze?tasks=classify', analyzeInit(await seedKey(), (await testStream({ seed: 221 })).bytes));
+
+    expect(response.status).toBe(200);
+    expect(origin.requests).toHaveLength(3);
+    // random() = 0.5: 2 s plus a quarter (jitter up to half), not the 50 and 100 ms of the backoff.
+    expect(origin.sleeps).toEqual([2500, 2500]);
+  });
+
+  it('answers 503 ORIGIN_OVERLOADED with the origin\'s Retry-After when the deadline leaves no room to wait', async () => {
+    const origin = fakeOrigin(() => new Response('at capacity', { status: 503, headers: { 'retry-after': '20' } }));
+    const edge = testEdge({ origin: origin.deps, config: { originDeadlineMs: 10_000 } });
+
+    const response = await edge.fetch('/v1/analyze?tasks=classify', analyzeInit(await seedKey(), (await testStream({ seed: 222 })).bytes));
+
+    expect(response.status).toBe(503);
+    expect(response.headers.get('retry-after')).toBe('20');
+    expect(await problemOf(response)).toMatchObject({ type: 'https://latentsight.dev/problems/origin-unavailable', code: 'ORIGIN_OVERLOADED', retry_after: 20 });
+    expect(origin.requests).toHaveLength(1);
+    expect(origin.sleeps).toEqual([]);
+  });
+
+  it('does not open the breaker for an origin at capacity: it is up, and serves what it can', async () => {
+    let full = true;
+    const origin = fakeOrigin((request) => (full ? new Response('at capacity', { status: 503, headers: { 'retry-after': '1' } }) : wellBehaved(request)));
+    const edge = testEdge({ origin: origin.deps, config: { originAttempts: 1 } });
+    const key = await seedKey();
+
+    // Twice the breaker's threshold of consecutive failed attempts (5).
+    for (let i = 0; i < 10; i++) {
+      const response = await edge.fetch('/v1/analyze?tasks=classify', analyzeInit(key, (await testStream({ seed: 230 + i })).bytes));
+      expect((await problemOf(response)).code).toBe('ORIGIN_OVERLOADED');
+    }
+    full = false;
+    const served = await edge.fetch('/v1/analyze?tasks=classify', analyzeInit(key, (await testStream({ seed: 240 })).bytes));
+
+    expect(served.status).toBe(200);
+    expect(origin.requests).toHaveLength(11);
+  });
+
   it('retries a network error', async () => {
     const origin = fakeOrigin((request, attempt) => (attempt === 1 ? 'network-error' : wellBehaved(request)));
     const edge = testEdge({ origin: origin.deps });
