@@ -5,6 +5,8 @@
     python3 training/tasks/classify.py --input rgb-cheap      # same trunk, patchify stem
     python3 training/tasks/classify.py --input decoded --codec_id ls-f8-q2   # synthesis output
     python3 training/tasks/classify.py --input latent --resume               # continue exactly
+    python3 training/tasks/classify.py --input latent --teacher ~/.cache/latentsight/tasks/teachers/cls-rgb.npy \
+        --init RUN/best.pt --epochs 8 --lr 0.01 --run_name cls-latent-ls-f8-q2-kd   # distilled (teacher.py)
 
 Needs the arrays of ``latents.py`` under ``<cache_dir>/tasks/``. Any Config field is an
 override (``--key value``); unknown keys and bad values are rejected. Every input gets the
@@ -12,6 +14,11 @@ same recipe: epochs, batch, optimiser, cosine schedule, label smoothing, random 
 latents, the precomputed latents of the flipped image) and random crops after zero padding
 by ``pad`` latent pixels (8 x ``pad`` image pixels). Val is used for model selection only
 (``best.pt``); checkpoints and ``train.log.jsonl`` go to ``out_dir``, outside the repository.
+
+Distillation (latent inputs): ``--teacher`` names the logits of ``teacher.py`` (a classifier on
+another input, typically the RGB baseline); the loss becomes ``kd_alpha`` x T^2 x KL(teacher || student
+at temperature T) + (1 - kd_alpha) x the label loss, the teacher's logits being those of the same image
+with the same flip, uncropped. ``--init`` starts from a checkpoint's weights (not its optimizer).
 """
 import dataclasses
 import json
@@ -63,6 +70,11 @@ class Config:
     pad: int = 2                        # random-crop padding in latent pixels (x8 for images)
     flip: bool = True
     seed: int = 1337
+    # distillation and fine-tuning (latent inputs; see the module's doc)
+    teacher: str = ""                   # teacher.py's logits (.npy); "" = no distillation
+    kd_alpha: float = 0.5
+    kd_temperature: float = 4.0
+    init: str = ""                      # start from this checkpoint's weights
     # runtime
     max_steps: int = 0                  # > 0: the schedule spans this many steps (smoke tests)
     eval_interval: int = 0              # steps between val passes; 0: once per epoch
@@ -136,6 +148,7 @@ def batch_at(step, cfg, train, steps_per_epoch, device="cpu"):
     order = np.random.default_rng((cfg.seed, epoch)).permutation(len(labels))
     idx = np.sort(order[pos * cfg.batch_size:(pos + 1) * cfg.batch_size])
     rng = np.random.default_rng((cfg.seed, 1, step))
+    use_flip = np.zeros(len(idx), bool)
     if cfg.input == "latent" and cfg.flip:
         use_flip = rng.random(len(idx)) < 0.5
         arr = np.where(use_flip[:, None, None, None], x_flip[idx], x_all[idx])
@@ -143,7 +156,14 @@ def batch_at(step, cfg, train, steps_per_epoch, device="cpu"):
         arr = x_all[idx]
     pad = cfg.pad if cfg.input == "latent" else cfg.pad * STRIDE
     x = augment(to_tensor(arr, device), rng, pad, cfg.flip and cfg.input != "latent")
-    return x, torch.from_numpy(labels[idx].astype(np.int64)).to(device)
+    return x, torch.from_numpy(labels[idx].astype(np.int64)).to(device), idx, use_flip
+
+
+def distill_loss(logits, teacher_logits, temperature):
+    """T^2 x KL(softmax(teacher / T) || softmax(student / T)), batch mean (Hinton et al. 2015)."""
+    t = temperature
+    return F.kl_div(F.log_softmax(logits / t, 1), F.log_softmax(teacher_logits / t, 1),
+                    reduction="batchmean", log_target=True) * t * t
 
 
 @torch.no_grad()
@@ -201,6 +221,20 @@ def main():
     total = cfg.max_steps or cfg.epochs * steps_per_epoch
     eval_interval = cfg.eval_interval or steps_per_epoch
     step, best, history = 0, {"val_top1": -1.0}, []
+    teacher = None
+    if cfg.teacher:
+        if cfg.input != "latent":
+            raise SystemExit("--teacher distils into latent classifiers only")
+        teacher = np.load(expand(cfg.teacher), mmap_mode="r")
+        if teacher.shape != (len(train[2]), 2, classes):
+            raise SystemExit(f"{cfg.teacher}: shape {teacher.shape}, expected "
+                             f"{(len(train[2]), 2, classes)} (teacher.py on these train arrays)")
+    if cfg.init and ckpt is None:
+        init = torch.load(expand(cfg.init), map_location="cpu", weights_only=False)
+        if init["arch"] != arch:
+            raise SystemExit(f"--init {cfg.init}: another architecture ({init['arch']})")
+        model.load_state_dict(init["model"])
+        print(f"initialised from {cfg.init} (val top-1 {init['best'].get('val_top1')})", flush=True)
     if ckpt is not None:
         model.load_state_dict(ckpt["model"])
         opt.load_state_dict(ckpt["optimizer"])
@@ -230,10 +264,13 @@ def main():
         lr = lr_at(step, total, cfg.lr, min(cfg.warmup_steps, total // 5), cfg.min_lr)
         for g in opt.param_groups:
             g["lr"] = lr
-        x, y = batch_at(step, cfg, train, steps_per_epoch, device)
+        x, y, idx, flipped = batch_at(step, cfg, train, steps_per_epoch, device)
         with autocast(device, cfg.amp):
             logits = model(x).float()
         loss = F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)
+        if teacher is not None:
+            t = torch.from_numpy(np.asarray(teacher[idx, flipped.astype(np.int64)])).to(device)
+            loss = cfg.kd_alpha * distill_loss(logits, t, cfg.kd_temperature) + (1 - cfg.kd_alpha) * loss
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

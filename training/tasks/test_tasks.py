@@ -75,6 +75,24 @@ def test_a_step_draws_the_same_batch_every_time_so_resume_is_exact():
     assert not torch.equal(a[0], classify.batch_at(6, cfg, train, 2)[0])
 
 
+def test_a_batch_says_which_images_and_flips_it_drew_so_the_teacher_matches():
+    cfg = classify.Config(input="latent", batch_size=6, pad=0)
+    rng = np.random.default_rng(1)
+    x = rng.integers(-3, 4, (12, 64, 28, 28)).astype(np.int16)
+    train = (x, -x, np.arange(12, dtype=np.uint8))
+    batch, labels, idx, flipped = classify.batch_at(5, cfg, train, 2)
+    assert flipped.any() and not flipped.all()
+    for row, (i, f) in enumerate(zip(idx, flipped)):
+        assert torch.equal(batch[row], torch.from_numpy(-x[i] if f else x[i]))
+        assert labels[row] == i
+
+
+def test_distillation_loss_is_zero_only_where_the_student_matches_the_teacher():
+    t = torch.randn(5, 10)
+    assert classify.distill_loss(t.clone(), t, 4.0).abs().item() < 1e-5
+    assert classify.distill_loss(torch.zeros(5, 10), t, 4.0).item() > 1e-3
+
+
 def test_segmentation_crops_of_latents_and_masks_stay_aligned():
     cfg = segment.Config(input="latent", batch_size=3, crop=2)
     lat = np.arange(2 * 64 * 4 * 5, dtype=np.int16).reshape(2, 64, 4, 5)

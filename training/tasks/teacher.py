@@ -1,0 +1,79 @@
+"""A trained classifier's logits on every Imagenette train image, as the teacher of a distilled run.
+
+    python3 training/tasks/teacher.py ~/.cache/latentsight/tasks/runs/cls-rgb/best.pt
+    python3 training/tasks/classify.py --input latent --teacher ~/.cache/latentsight/tasks/teachers/cls-rgb.npy
+
+Writes ``<cache_dir>/tasks/teachers/<name>.npy``: float32 [N, 2, classes], the logits of image i
+as it is (``[:, 0]``) and flipped left-right (``[:, 1]``), in the order of the train arrays of
+``latents.py``, so that a student that read image i (or its flipped latents) looks up its teacher.
+The teacher reads its own input kind (pixels for ``rgb``; a latent teacher reads the latents and
+their flipped copy) without random crops. Train images only: val never teaches.
+"""
+import argparse
+import json
+import os
+import sys
+
+import numpy as np
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import DEFAULT_CACHE, expand  # noqa: E402
+from classify import to_tensor  # noqa: E402
+from nets import Classifier  # noqa: E402
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("ckpt", help="a classifier checkpoint (best.pt of classify.py)")
+    ap.add_argument("--name", default="", help="output name (default: the checkpoint's run name)")
+    ap.add_argument("--cache_dir", default=DEFAULT_CACHE)
+    ap.add_argument("--num_threads", type=int, default=2)
+    ap.add_argument("--batch", type=int, default=100)
+    ap.add_argument("--limit", type=int, default=0, help="> 0: the first N images only (tests)")
+    args = ap.parse_args()
+    torch.set_num_threads(args.num_threads)
+
+    ckpt = torch.load(expand(args.ckpt), map_location="cpu", weights_only=False)
+    arch, cfg = ckpt["arch"], ckpt["config"]
+    if arch.get("task") != "classify":
+        raise SystemExit(f"{args.ckpt} is a {arch.get('task')} checkpoint, not a classifier")
+    model = Classifier(arch)
+    model.load_state_dict(ckpt["model"])
+    model.eval()
+
+    tasks = os.path.join(expand(args.cache_dir), "tasks")
+    if arch["input"] == "latent":
+        d = os.path.join(tasks, cfg["codec_id"])
+        plain = np.load(os.path.join(d, "imagenette-train.latents.npy"), mmap_mode="r")
+        flipped = np.load(os.path.join(d, "imagenette-train-flip.latents.npy"), mmap_mode="r")
+    elif arch["input"] in ("rgb", "rgb-cheap"):
+        plain = np.load(os.path.join(tasks, "source", "imagenette-train.rgb.npy"), mmap_mode="r")
+        flipped = None
+    else:
+        raise SystemExit(f"a {arch['input']} teacher is not supported (rgb, rgb-cheap or latent)")
+    n = min(len(plain), args.limit) if args.limit else len(plain)
+
+    out = np.zeros((n, 2, arch["classes"]), np.float32)
+    with torch.no_grad():
+        for s in range(0, n, args.batch):
+            e = min(n, s + args.batch)
+            x = to_tensor(plain[s:e])
+            out[s:e, 0] = model(x).float().numpy()
+            x = to_tensor(flipped[s:e]) if flipped is not None else x.flip(3)
+            out[s:e, 1] = model(x).float().numpy()
+            if (s // args.batch) % 10 == 0:
+                print(f"{e}/{n}", flush=True)
+
+    name = args.name or cfg.get("run_name") or "teacher"
+    path = os.path.join(tasks, "teachers", f"{name}.npy")
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    np.save(path, out)
+    labels = np.load(os.path.join(tasks, "source", "imagenette-train.labels.npy"))[:n]
+    agree = float((out[:, 0].argmax(1) == labels).mean())
+    print(json.dumps({"teacher": path, "images": n, "train_top1_unaugmented": round(agree, 4),
+                      "input": arch["input"], "ckpt": args.ckpt}), flush=True)
+
+
+if __name__ == "__main__":
+    main()
