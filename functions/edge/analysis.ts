@@ -52,11 +52,6 @@ export async function analyzeBytes(bytes: Uint8Array, tasks: Task[] | undefined,
  * every call has ended: a call abandoned when its request ends may be the circuit breaker's half-open
  * probe, which would then never report, and the breaker would shed requests for a cooldown more.
  *
- * While the origin says it is at capacity (`breaker.busy`), the calls go one after another, the
- * model with the most MACs first, and stop at the first failure: a refused segmentation then costs
- * the origin nothing more, where in parallel the classification would have run for an answer that
- * is thrown away. Otherwise in parallel, for the latency.
- *
  * @example
  * const results = await inferTasks(deps, config, requestId, models, stream.header, latents)
  */
@@ -64,16 +59,12 @@ export async function inferTasks(deps: AppDeps, config: EdgeConfig, requestId: s
   const data = int16Bytes(latents);
   const shape = [1, header.channels, header.latentHeight, header.latentWidth];
   const breaker = deps.breakers.get(config.originUrl, { failureThreshold: config.breakerFailureThreshold, cooldownMs: config.breakerCooldownMs, now: deps.origin.now });
-  const run = async (model: TaskModel) => {
-    const outputs = await infer({ modelId: model.id, requestId, inputName: 'latents', shape, data, outputs: TASK_OUTPUTS[model.task] }, config, breaker, deps.origin);
-    return [model.task, model.task === 'classify' ? formatClassify(outputs, model) : await formatSegment(outputs, model, header)] as const;
-  };
-  if (models.length > 1 && breaker.busy) {
-    const results: (readonly [Task, unknown])[] = [];
-    for (const model of [...models].sort((a, b) => (b.macs ?? 0) - (a.macs ?? 0))) results.push(await run(model));
-    return Object.fromEntries(results);
-  }
-  const settled = await Promise.allSettled(models.map(run));
+  const settled = await Promise.allSettled(
+    models.map(async (model) => {
+      const outputs = await infer({ modelId: model.id, requestId, inputName: 'latents', shape, data, outputs: TASK_OUTPUTS[model.task] }, config, breaker, deps.origin);
+      return [model.task, model.task === 'classify' ? formatClassify(outputs, model) : await formatSegment(outputs, model, header)] as const;
+    }),
+  );
   const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
   if (failed) throw failed.reason;
   return Object.fromEntries(settled.map((s) => (s as PromiseFulfilledResult<readonly [Task, unknown]>).value));

@@ -10,9 +10,6 @@
  * A probe that never reports (its request was cancelled, its isolate's invocation ended) would hold
  * the half-open slot for ever; after `cooldownMs` without a report it counts as lost and the next
  * caller probes instead.
- *
- * Apart from failures, the breaker remembers that the origin said it was at capacity (`busyFor`):
- * not a failure, but callers may spend its time more carefully until then (`busy`).
  */
 
 export interface BreakerOptions {
@@ -39,7 +36,6 @@ export class CircuitBreaker {
   #state: BreakerState = 'closed';
   #probing = false;
   #probeStartedAt = 0;
-  #busyUntil = 0;
 
   constructor(options: BreakerOptions) {
     this.#threshold = options.failureThreshold;
@@ -81,16 +77,6 @@ export class CircuitBreaker {
     this.#failures = 0;
     this.#probing = false;
     this.#state = 'closed';
-  }
-
-  /** The origin answered that it is at capacity and asked for `ms` before the next try. */
-  busyFor(ms: number): void {
-    this.#busyUntil = Math.max(this.#busyUntil, this.#now() + ms);
-  }
-
-  /** Whether the origin said it was at capacity, and the time it asked for has not passed. */
-  get busy(): boolean {
-    return this.#now() < this.#busyUntil;
   }
 
   failure(): void {

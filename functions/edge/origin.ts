@@ -143,10 +143,8 @@ export async function infer(call: InferCall, config: EdgeConfig, breaker: Circui
       throw outcome;
     }
     // At capacity is up; anything else counts towards opening the breaker.
-    if (outcome.code === 'ORIGIN_OVERLOADED') {
-      breaker.success();
-      breaker.busyFor((outcome.retryAfterSeconds ?? 1) * 1000);
-    } else breaker.failure();
+    if (outcome.code === 'ORIGIN_OVERLOADED') breaker.success();
+    else breaker.failure();
     last = outcome;
   }
   // Come back when the breaker will let a probe through, if these failures opened it; or when the

@@ -41,8 +41,6 @@ export interface TaskModel {
   kind: (typeof TASKS)[Task];
   codec: string;
   labels: Label[];
-  /** Multiply-accumulates per image at the manifest's input shape, when the manifest says. */
-  macs?: number;
 }
 
 /**
@@ -164,7 +162,6 @@ function readTaskModel(entry: Record<string, unknown>, task: Task): TaskModel {
     task,
     kind: TASKS[task],
     codec: modelId(entry.codec),
-    ...(typeof entry.macs === 'number' && entry.macs > 0 && { macs: entry.macs }),
     labels: labels.map((l: { id?: unknown; name?: unknown; index?: unknown }, i) => ({
       index: typeof l?.index === 'number' ? l.index : i,
       id: String(l?.id ?? i),

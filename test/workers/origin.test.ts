@@ -68,30 +68,6 @@ describe('the origin client', () => {
     expect(origin.requests).toHaveLength(11);
   });
 
-  it('while the origin is at capacity, asks for one task after another, the heaviest first', async () => {
-    let full = true;
-    const origin = fakeOrigin((request) =>
-      full && request.url.pathname.includes('seg-test') ? new Response('at capacity', { status: 503, headers: { 'retry-after': '30' } }) : wellBehaved(request),
-    );
-    const edge = testEdge({ origin: origin.deps, config: { originAttempts: 1 } });
-    const key = await seedKey();
-    const asked = (from: number) => origin.requests.slice(from).map((r) => r.url.pathname.split('/')[3]).sort();
-    const analyze = async (seed: number) => edge.fetch('/v1/analyze?tasks=classify,segment', analyzeInit(key, (await testStream({ seed })).bytes));
-
-    // Not known to be busy: both tasks at once, and the classification is wasted.
-    expect((await analyze(251)).status).toBe(503);
-    expect(asked(0)).toEqual(['cls-test', 'seg-test']);
-    // Known to be busy: the segmenter first, and nothing more once it refuses.
-    expect((await analyze(252)).status).toBe(503);
-    expect(asked(2)).toEqual(['seg-test']);
-    // Still within the time it asked for, and now serving: the segmenter, then the classifier.
-    full = false;
-    const served = await analyze(253);
-    expect(served.status).toBe(200);
-    expect(origin.requests.slice(3).map((r) => r.url.pathname.split('/')[3])).toEqual(['seg-test', 'cls-test']);
-    expect(Object.keys((await served.json<{ results: object }>()).results).sort()).toEqual(['classify', 'segment']);
-  });
-
   it('retries a network error', async () => {
     const origin = fakeOrigin((request, attempt) => (attempt === 1 ? 'network-error' : wellBehaved(request)));
     const edge = testEdge({ origin: origin.deps });
