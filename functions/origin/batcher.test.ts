@@ -151,6 +151,31 @@ describe('MicroBatcher', () => {
     expect(await Promise.all([...kept, patient])).toEqual([20, 30, 40, 60]);
   });
 
+  it('scales its estimates with each request\'s cost, so that small and large images share one speed', async () => {
+    const r = controlledRun();
+    const b = batcher({ run: r.run, maxBatch: 1, maxQueueDelayMs: 0 });
+    // A large image: cost 100 in 1,000 ms, 10 ms per unit.
+    const large = b.submit(1, { rows: 1, key: 'big', deadline: far(), cost: 100 });
+    await vi.advanceTimersByTimeAsync(1000);
+    await r.finish();
+    await large;
+    // Forty small ones (cost 1) queue behind a running one: 10 ms each, not 1,000.
+    const running = b.submit(2, { rows: 1, key: 'small', deadline: far(), cost: 1 });
+    const small = Array.from({ length: 40 }, (_, i) => settled(b.submit(3 + i, { rows: 1, key: 'small', deadline: far(), cost: 1 })));
+    await vi.advanceTimersByTimeAsync(0);
+    expect(b.estimateMs(1)).toBe(420);
+    expect(b.estimateMs(100)).toBe(1410);
+    const queued = settled(b.submit(50, { rows: 1, key: 'small', deadline: Date.now() + 500, cost: 1 }));
+    const refused = await settled(b.submit(51, { rows: 1, key: 'big', deadline: Date.now() + 500, cost: 100 }));
+    expect(refused.error!.code).toBe('OVERLOADED');
+    b.close('test over');
+    // The small one had been queued (closing fails it), not refused.
+    expect((await queued).error!.code).toBe('UNAVAILABLE');
+    await r.finish();
+    expect(await running).toBe(20);
+    expect((await Promise.all(small)).every((x) => x.error?.code === 'UNAVAILABLE')).toBe(true);
+  });
+
   it('leaves out of a batch a request that would push an earlier one past its deadline', async () => {
     const r = controlledRun();
     const b = batcher({ run: r.run, maxBatch: 4, maxQueueDelayMs: 5 });

@@ -4,8 +4,9 @@
  * bounded, and each request has a deadline. Generic over what a request is: the registry concatenates
  * tensors, tests use plain numbers.
  *
- * Admission by deadline: from the recent runs' time per row, the batcher estimates when a new request
- * would finish (the batch that runs, every row queued, then its own). If that is past the request's
+ * Admission by deadline: from the recent runs' time per unit of work (`cost`: rows times the elements
+ * of a row, so that small and large images share one estimate), the batcher estimates when a new
+ * request would finish (the batch that runs, everything queued, then its own). If that is past the request's
  * deadline it is refused at once (OVERLOADED, with a Retry-After of the excess) instead of queued to
  * expire: under overload the model's time goes to requests that can still be answered in time, and the
  * excess learns at once when to come back.
@@ -34,6 +35,8 @@ export interface SubmitOptions {
   readonly rows: number;
   /** Only requests with equal keys share a batch (same non-batch dimensions). */
   readonly key: string;
+  /** Work relative to other requests (default `rows`), e.g. rows x elements per row; what the run-time estimates scale with. */
+  readonly cost?: number;
   /** Absolute deadline on the `now()` clock. */
   readonly deadline: number;
 }
@@ -42,6 +45,7 @@ interface Item<I, O> {
   readonly payload: I;
   readonly rows: number;
   readonly key: string;
+  readonly cost: number;
   readonly enqueuedAt: number;
   readonly deadline: number;
   readonly resolve: (o: O) => void;
@@ -63,8 +67,8 @@ export class MicroBatcher<I, O> {
   private idleWaiters: (() => void)[] = [];
   private closedReason?: string;
   private readonly now: () => number;
-  /** Milliseconds per row of the recent runs (a moving average); undefined before the first run. */
-  private msPerRow?: number;
+  /** Milliseconds per unit of cost of the recent runs (a moving average); undefined before the first run. */
+  private msPerCost?: number;
   /** When the running batch should end, by that average. */
   private runEndsAt = 0;
 
@@ -84,15 +88,15 @@ export class MicroBatcher<I, O> {
   }
 
   /**
-   * Milliseconds until a request of `rows` submitted now would have run, by the recent runs' speed:
-   * what is left of the running batch, every queued row, then its own rows. 0 before the first run.
+   * Milliseconds until a request of `cost` submitted now would have run, by the recent runs' speed:
+   * what is left of the running batch, everything queued, then itself. 0 before the first run.
    */
-  estimateMs(rows: number): number {
-    if (this.msPerRow === undefined) return 0;
+  estimateMs(cost: number): number {
+    if (this.msPerCost === undefined) return 0;
     let queued = 0;
-    for (const item of this.queue) queued += item.rows;
+    for (const item of this.queue) queued += item.cost;
     const running = this.running ? Math.max(0, this.runEndsAt - this.now()) : 0;
-    return running + (queued + rows) * this.msPerRow;
+    return running + (queued + cost) * this.msPerCost;
   }
 
   /**
@@ -101,19 +105,19 @@ export class MicroBatcher<I, O> {
    * QUEUE_TIMEOUT (deadline passed before it ran), DEADLINE_EXCEEDED (passed while it ran),
    * UNAVAILABLE (closed) or the run's own error.
    */
-  submit(payload: I, { rows, key, deadline }: SubmitOptions): Promise<O> {
+  submit(payload: I, { rows, key, deadline, cost = rows }: SubmitOptions): Promise<O> {
     if (this.closedReason) return Promise.reject(new OriginError('UNAVAILABLE', this.closedReason, 1));
     if (this.queue.length >= this.options.maxQueue) {
       return Promise.reject(new OriginError('OVERLOADED', `the queue is full (${this.options.maxQueue} requests waiting); retry after a moment`, 1));
     }
     const now = this.now();
-    const estimate = this.estimateMs(rows);
+    const estimate = this.estimateMs(cost);
     if (deadline - now > 0 && estimate > deadline - now) {
       const excessS = Math.max(1, Math.ceil((estimate - (deadline - now)) / 1000));
       return Promise.reject(new OriginError('OVERLOADED', `the model is busy: this request would finish in about ${Math.round(estimate)} ms, after its deadline; retry in ${excessS} s`, excessS));
     }
     return new Promise<O>((resolve, reject) => {
-      const item: Item<I, O> = { payload, rows, key, enqueuedAt: now, deadline, resolve, reject, running: false, settled: false };
+      const item: Item<I, O> = { payload, rows, key, cost, enqueuedAt: now, deadline, resolve, reject, running: false, settled: false };
       const remaining = deadline - now;
       if (remaining <= 0) {
         reject(new OriginError('QUEUE_TIMEOUT', 'the request reached its deadline before it could be queued', 1));
@@ -167,8 +171,9 @@ export class MicroBatcher<I, O> {
     this.options.onDepth?.(this.queue.length);
     this.running = true;
     const rows = batch.reduce((n, item) => n + item.rows, 0);
+    const cost = batch.reduce((n, item) => n + item.cost, 0);
     const started = this.now();
-    this.runEndsAt = started + rows * (this.msPerRow ?? 0);
+    this.runEndsAt = started + cost * (this.msPerCost ?? 0);
     let results: O[] | undefined;
     let failure: unknown;
     this.options
@@ -185,7 +190,7 @@ export class MicroBatcher<I, O> {
       .finally(() => {
         const ms = this.now() - started;
         // A failed run says nothing about the model's speed.
-        if (failure === undefined) this.msPerRow = this.msPerRow === undefined ? ms / rows : 0.7 * this.msPerRow + (0.3 * ms) / rows;
+        if (failure === undefined && cost > 0) this.msPerCost = this.msPerCost === undefined ? ms / cost : 0.7 * this.msPerCost + (0.3 * ms) / cost;
         this.options.onRun?.(rows, ms);
         batch.forEach((item, i) => (failure !== undefined ? this.settle(item, failure) : this.settle(item, undefined, results![i])));
         this.running = false;
@@ -204,17 +209,19 @@ export class MicroBatcher<I, O> {
     const first = this.queue[0];
     const batch = [first];
     let rows = first.rows;
+    let cost = first.cost;
     let earliest = first.deadline;
     const start = this.now();
     const rest: Item<I, O>[] = [];
     let full = false;
     for (let i = 1; i < this.queue.length; i++) {
       const item = this.queue[i];
-      const fitsTime = this.msPerRow === undefined || start + (rows + item.rows) * this.msPerRow <= Math.min(earliest, item.deadline);
+      const fitsTime = this.msPerCost === undefined || start + (cost + item.cost) * this.msPerCost <= Math.min(earliest, item.deadline);
       if (!full && item.key === first.key && rows + item.rows <= this.options.maxBatch && fitsTime) {
         earliest = Math.min(earliest, item.deadline);
         batch.push(item);
         rows += item.rows;
+        cost += item.cost;
       } else {
         // Keep arrival order: once one same-key request does not fit, later ones wait too.
         if (item.key === first.key) full = true;

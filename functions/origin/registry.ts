@@ -141,7 +141,8 @@ function serve(spec: ServedModelSpec, runner: SessionRunner, options: RegistryOp
     maxBatch: batchable ? options.maxBatch : 0,
     ready: () => runner.alive,
     depth: () => batcher.depth,
-    infer: (tensors, rows, deadline) => batcher.submit(tensors, { rows, key: batchKey(tensors), deadline }),
+    // Cost: the first input's elements (rows x pixels of latents), so that large and small images share one run-time estimate.
+    infer: (tensors, rows, deadline) => batcher.submit(tensors, { rows, key: batchKey(tensors), deadline, cost: tensors[0]?.data.length ?? rows }),
     drain: () => batcher.drain(),
     close: async () => {
       batcher.close('the origin is shutting down');
