@@ -137,6 +137,8 @@ describe('the RateLimiter object', () => {
     expect(await stub.lease(10, 2, 3)).toMatchObject({ granted: 2, remaining: 1 });
     // Never more than the capacity, whatever a caller claims to give back.
     expect(await stub.lease(10, 1, 1_000)).toMatchObject({ granted: 1, remaining: 9 });
+    // The previous release's call, during a deploy: one token from the same bucket.
+    expect(await stub.take(10)).toMatchObject({ allowed: true, remaining: 8 });
   });
 
   it('refills at the per-minute rate and never beyond capacity', async () => {
