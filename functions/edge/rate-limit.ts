@@ -76,25 +76,27 @@ export class TokenLeases {
     if (cap === 1) return decisionOf(await call(1, 0));
     let lease = this.#leases.get(id);
     if (!lease) this.#leases.set(id, (lease = { tokens: 0, expiresAt: 0, size: 1, bucketRemaining: 0, resetSeconds: 0 }));
-    // Bounded: a request that waited for a lease and found it spent by others asks once more, then
-    // asks the object for itself alone.
+    // Bounded: a request that waited for a lease and found it spent by others waits for at most three
+    // leases, then asks the object for one token of its own.
     for (let round = 0; ; round++) {
       if (lease.tokens >= 1 && this.now() < lease.expiresAt) {
         lease.tokens--;
         if (!lease.pending && lease.tokens < lease.size / 2) {
           lease.size = Math.min(cap, lease.size * 2);
-          background(this.#renew(lease, call).catch((error) => log.warn('rate limit lease prefetch failed', { error: String(error) })));
+          background(this.#renew(lease, call, cap).catch((error) => log.warn('rate limit lease prefetch failed', { error: String(error) })));
         }
         return { allowed: true, limit, remaining: lease.bucketRemaining + lease.tokens, retryAfterSeconds: 0, resetSeconds: lease.resetSeconds };
       }
       if (round === 3) return decisionOf(await call(1, 0));
-      const grant = await (lease.pending ?? this.#renew(lease, call));
+      const grant = await (lease.pending ?? this.#renew(lease, call, cap));
       if (!grant.allowed) return decisionOf(grant);
     }
   }
 
-  /** Calls the object for the next lease: gives back an expired lease's rest, asks for `size` more. */
-  #renew(lease: Lease, call: LeaseCall): Promise<LeaseGrant> {
+  /** Calls the object for the next lease: gives back an expired lease's rest, asks for `size` more (within `cap`). */
+  #renew(lease: Lease, call: LeaseCall, cap: number): Promise<LeaseGrant> {
+    // A key whose limit was lowered asks for no more than its new cap.
+    lease.size = Math.min(lease.size, cap);
     let returned = 0;
     if (this.now() >= lease.expiresAt && lease.tokens > 0) {
       // It expired unspent: give its rest back, and ask for less next time.
