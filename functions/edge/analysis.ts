@@ -12,7 +12,7 @@ import { checkStream, decodeStreamLatents } from './decode.ts';
 import { hex, sha256 } from './digest.ts';
 import { int16Bytes } from './kserve.ts';
 import { OriginError, infer } from './origin.ts';
-import { ProblemError } from './problem.ts';
+import { PROBLEM_TYPES, ProblemError } from './problem.ts';
 import { type ModelRegistry, TASKS, type Task, type TaskModel } from './registry.ts';
 import { TASK_OUTPUTS, formatClassify, formatSegment } from './results.ts';
 
@@ -93,7 +93,8 @@ export function selectModels(registry: ModelRegistry, codecId: string, tasks: Ta
  * if (originUnavailable(error)) reschedule()
  */
 export function originUnavailable(error: unknown): error is OriginError {
-  return error instanceof OriginError && (error.code === 'ORIGIN_UNAVAILABLE' || error.code === 'ORIGIN_OVERLOADED' || error.code === 'ORIGIN_TIMEOUT' || error.code === 'CIRCUIT_OPEN');
+  // The codes of the 503 `origin-unavailable` problem: one list, in problem.ts.
+  return error instanceof OriginError && (PROBLEM_TYPES['origin-unavailable'].codes as readonly string[]).includes(error.code);
 }
 
 /**

@@ -22,7 +22,7 @@
 import type { ApiKey } from './auth.ts';
 import { log } from './log.ts';
 import { ProblemError } from './problem.ts';
-import type { LeaseGrant, RateDecision } from './rate-limiter.ts';
+import { type LeaseGrant, type RateDecision, decisionOf } from './rate-limiter.ts';
 import { Recent } from './recent.ts';
 
 /** How long an isolate may spend the tokens of a lease. */
@@ -153,8 +153,4 @@ export function rateLimitHeaders(decision: RateDecision): Record<string, string>
     'ratelimit-remaining': String(decision.remaining),
     'ratelimit-reset': String(decision.resetSeconds),
   };
-}
-
-function decisionOf({ granted: _granted, ...decision }: LeaseGrant): RateDecision {
-  return decision;
 }

@@ -83,9 +83,13 @@ export class RateLimiter extends DurableObject<Env> {
    * while a deploy replaces them (an unknown method would fail open). Remove in the release after.
    */
   take(limit: number): RateDecision {
-    const { granted: _granted, ...decision } = this.lease(limit, 1);
-    return decision;
+    return decisionOf(this.lease(limit, 1));
   }
+}
+
+/** A grant as a request's decision: the same, without the count of tokens granted. */
+export function decisionOf({ granted: _granted, ...decision }: LeaseGrant): RateDecision {
+  return decision;
 }
 
 /** A whole count in [0, max]: what a caller asks or gives back cannot exceed the bucket. */
