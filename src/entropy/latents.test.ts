@@ -117,6 +117,73 @@ describe('encodeLatents and decodeLatents', () => {
   });
 });
 
+describe('coder 2: tables chosen by context', () => {
+  /** A random context spec over `tables` tables for `channels` channels. */
+  const contextArb = (channels: number, tables: number) =>
+    fc
+      .record({
+        cap: fc.integer({ min: 0, max: 4 }),
+        edges: fc.uniqueArray(fc.integer({ min: 1, max: 8 }), { maxLength: 4 }).map((e) => e.sort((a, b) => a - b)),
+      })
+      .chain(({ cap, edges }) =>
+        fc.record({
+          kind: fc.constant(1 as const),
+          channels: fc.constant(channels),
+          cap: fc.constant(cap),
+          edges: fc.constant(edges),
+          map: fc.array(fc.integer({ min: 0, max: tables - 1 }), {
+            minLength: channels * (edges.length + 1) * (cap + 1),
+            maxLength: channels * (edges.length + 1) * (cap + 1),
+          }),
+        }),
+      );
+
+  it('round-trip random context specs, shapes, lane counts and int16 values, escapes included', () => {
+    fc.assert(
+      fc.property(
+        caseArb.chain((c) => fc.record({ c: fc.constant(c), context: contextArb(c.channels, c.tables.length) })),
+        ({ c, context }) => {
+          const tables = new EntropyTables(c.precision, c.tables, context);
+          const shape = { channels: c.channels, height: c.height, width: c.width };
+          const latents = Int16Array.from(c.values);
+          const n = c.height * c.width;
+          if (c.zeroChannel >= 0) latents.fill(0, c.zeroChannel * n, (c.zeroChannel + 1) * n);
+          const body = encodeLatents(latents, shape, tables, { lanes: c.lanes });
+          expect(body[0]).toBe(2);
+          expect([...decodeLatents(body, shape, tables)]).toEqual([...latents]);
+        },
+      ),
+      { numRuns: 300, seed: 20261127 },
+    );
+  });
+
+  it('code what coder 1 codes when every context of a channel maps to its table, in the same words', () => {
+    const shape = { channels: 6, height: 9, width: 13 };
+    const { latents, tables } = syntheticLatents(shape, { seed: 9, minScale: 0.2, maxScale: 4 });
+    const specs = [...tables.offsets].map((offset, t) => ({ offset, freqs: tables.freqs.subarray(tables.starts[t], tables.starts[t] + tables.sizes[t]) }));
+    const perChannel = new EntropyTables(12, specs, {
+      kind: 1, channels: 6, cap: 2, edges: [1, 3], map: Array.from({ length: 6 * 9 }, (_, i) => Math.floor(i / 9)),
+    });
+    const one = encodeLatents(latents, shape, tables);
+    const two = encodeLatents(latents, shape, perChannel);
+    expect([...two.subarray(1)]).toEqual([...one.subarray(1)]);
+    expect(decodeLatents(two, shape, perChannel)).toEqual(latents);
+    expect(() => decodeLatents(one, shape, perChannel)).toThrowError(/does not match/);
+  });
+
+  it('reject every truncation and every extension', () => {
+    const shape = { channels: 5, height: 10, width: 12 };
+    const { latents, tables } = syntheticLatents(shape, { seed: 3, minScale: 0.5, maxScale: 3 });
+    const specs = [...tables.offsets].map((offset, t) => ({ offset, freqs: tables.freqs.subarray(tables.starts[t], tables.starts[t] + tables.sizes[t]) }));
+    const ctx = new EntropyTables(12, specs, { kind: 1, channels: 5, cap: 1, edges: [1], map: Array.from({ length: 20 }, (_, i) => (i * 7) % 5) });
+    const body = encodeLatents(latents, shape, ctx);
+    for (let len = 0; len < body.length; len++) {
+      expect(() => decodeLatents(body.subarray(0, len), shape, ctx), `cut at ${len}`).toThrowError(EntropyError);
+    }
+    expect(() => decodeLatents(Uint8Array.of(...body, 0, 0), shape, ctx)).toThrowError(EntropyError);
+  });
+});
+
 describe('decodeLatents on a corrupt payload', () => {
   const shape = { channels: 8, height: 12, width: 16 };
   const { latents, tables } = syntheticLatents(shape, { seed: 2, minScale: 0.5, maxScale: 3 });
@@ -139,7 +206,9 @@ describe('decodeLatents on a corrupt payload', () => {
   });
 
   it('rejects an unknown coder, a bad lane count and skip bits past the last channel', () => {
-    expect(code(Uint8Array.of(2, ...body.subarray(1)))).toBe('UNSUPPORTED_CODER');
+    expect(code(Uint8Array.of(3, ...body.subarray(1)))).toBe('UNSUPPORTED_CODER');
+    // Coder 2 needs version-2 tables: with these (version 1) it is a corrupt stream, not a new coder.
+    expect(code(Uint8Array.of(2, ...body.subarray(1)))).toBe('CORRUPT_PAYLOAD');
     expect(code(Uint8Array.of(1, 0, ...body.subarray(2)))).toBe('CORRUPT_PAYLOAD');
     expect(code(Uint8Array.of(1, 9, ...body.subarray(2)))).toBe('CORRUPT_PAYLOAD');
     const odd = syntheticLatents({ channels: 3, height: 2, width: 2 }, { seed: 4 });

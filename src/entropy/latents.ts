@@ -1,6 +1,7 @@
 import { EntropyError } from './errors.ts';
 import {
   CODER_RANS32X16,
+  CODER_RANS32X16_CONTEXT,
   ESCAPE_NIBBLE_BITS,
   MAX_ESCAPE_NIBBLES,
   MAX_LANES,
@@ -9,20 +10,23 @@ import {
   encodeSymbol,
   escapeNibbles,
 } from './rans.ts';
-import type { DecodeLookup, EntropyTables } from './tables.ts';
+import type { DecodeLookup, EntropyTables, TableContext } from './tables.ts';
 
 /**
- * Body of the bitstream's `LATN` part (coder 1):
+ * Body of the bitstream's `LATN` part (coders 1 and 2):
  *
  *   offset  size        field
- *   0       1           coder (1 = rANS, 32-bit state, 16-bit words)
+ *   0       1           coder (1 = rANS, 32-bit state, 16-bit words; 2 = the same, tables by context)
  *   1       1           lanes N (1..8): interleaved rANS states
  *   2       ceil(C/8)   skip map: bit (c & 7) of byte (c >> 3) set = channel c is all zero and not coded
  *   ...     4N          initial decoder states, u32 each
  *   ...     2K          16-bit words, read in order by the decoder
  *
- * Channel c is coded with table c. Coded channels follow in order, each in raster order; symbol k of
- * a channel uses lane k mod N. After the last symbol every lane is back at 2^16 and every word is
+ * Coder 1 (version-1 tables) codes channel c with table c. Coder 2 (version-2 tables) codes each
+ * value with the table its context selects: the number of earlier channels non-zero at the same
+ * position (binned) and |up| + |left| in its own channel (capped), all decoded before it
+ * (`tables.ts`, docs/FORMAT.md section 4). Coded channels follow in order, each in raster order;
+ * symbol k of a channel uses lane k mod N. After the last symbol every lane is back at 2^16 and every word is
  * consumed; a decoder checks both.
  */
 export interface LatentShape {
@@ -43,8 +47,8 @@ function checkShape(shape: LatentShape, tables: EntropyTables): number {
   if (!(channels >= 1 && height >= 1 && width >= 1) || ![channels, height, width].every(Number.isInteger)) {
     throw new EntropyError('SHAPE_MISMATCH', `Latent shape ${channels}x${height}x${width} is not positive integers.`);
   }
-  if (tables.count !== channels) {
-    throw new EntropyError('SHAPE_MISMATCH', `${channels} latent channels need as many tables; the set has ${tables.count}.`);
+  if (tables.channels !== channels) {
+    throw new EntropyError('SHAPE_MISMATCH', `The latents have ${channels} channels; the table set codes ${tables.channels}.`);
   }
   return channels * height * width;
 }
@@ -76,16 +80,17 @@ export function encodeLatents(
   const { freqs, cums, starts, sizes, offsets } = tables;
   const maskBytes = (channels + 7) >> 3;
   const skip = new Uint8Array(maskBytes);
-  // One pass to find all-zero channels and count escapes, which bounds the words the coder emits.
+  // One forward pass: each value's table (its context needs values before it), all-zero channels,
+  // and the escapes, which bound the words the coder emits.
+  const tableOf = tables.context ? contextTables(latents, shape, tables.context) : channelTables(channels, n);
   let escapes = 0;
   for (let c = 0; c < channels; c++) {
-    const lo = offsets[c];
-    const hi = lo + sizes[c] - 2;
     let zero = true;
     for (let i = c * n, end = i + n; i < end; i++) {
       const v = latents[i];
+      const t = tableOf[i];
       if (v !== 0) zero = false;
-      if (v < lo || v > hi) escapes++;
+      if (v < offsets[t] || v > offsets[t] + sizes[t] - 2) escapes++;
     }
     if (zero) skip[c >> 3] |= 1 << (c & 7);
   }
@@ -101,12 +106,13 @@ export function encodeLatents(
   // numbers below 2^32 (exact in doubles), so the division needs no 64-bit integers.
   for (let c = channels - 1; c >= 0; c--) {
     if (skip[c >> 3] & (1 << (c & 7))) continue;
-    const start = starts[c];
-    const lo = offsets[c];
-    const esc = sizes[c] - 1;
-    const hi = lo + esc - 1;
     let lane = (n - 1) % lanes;
     for (let i = c * n + n - 1; i >= c * n; i--) {
+      const t = tableOf[i];
+      const start = starts[t];
+      const lo = offsets[t];
+      const esc = sizes[t] - 1;
+      const hi = lo + esc - 1;
       let x = states[lane];
       const v = latents[i];
       if (v >= lo && v <= hi) {
@@ -130,7 +136,7 @@ export function encodeLatents(
   sink.length = count;
 
   const out = new Uint8Array(2 + maskBytes + 4 * lanes + 2 * sink.length);
-  out[0] = CODER_RANS32X16;
+  out[0] = tables.context ? CODER_RANS32X16_CONTEXT : CODER_RANS32X16;
   out[1] = lanes;
   out.set(skip, 2);
   let pos = 2 + maskBytes;
@@ -145,6 +151,37 @@ export function encodeLatents(
     const w = sink.words[i];
     out[pos] = w & 0xff;
     out[pos + 1] = w >>> 8;
+  }
+  return out;
+}
+
+/** Coder 1: table c for every value of channel c. */
+function channelTables(channels: number, n: number): Uint16Array {
+  const out = new Uint16Array(channels * n);
+  for (let c = 0; c < channels; c++) out.fill(c, c * n, (c + 1) * n);
+  return out;
+}
+
+/**
+ * Coder 2: the table of every value from its context, as the decoder will see it: the count of
+ * earlier channels non-zero at its position, and |up| + |left| in its channel (0 off the edge).
+ */
+function contextTables(latents: Int16Array, shape: LatentShape, ctx: TableContext): Uint16Array {
+  const { channels, height, width } = shape;
+  const n = height * width;
+  const { map, binBase, cap, contexts } = ctx;
+  const out = new Uint16Array(channels * n);
+  const nonZero = new Uint16Array(n);
+  for (let c = 0; c < channels; c++) {
+    const first = c * n;
+    const base = c * contexts;
+    for (let i = 0; i < n; i++) {
+      const o = first + i;
+      let a = (i >= width ? Math.abs(latents[o - width]) : 0) + (i % width ? Math.abs(latents[o - 1]) : 0);
+      if (a > cap) a = cap;
+      out[o] = map[base + binBase[nonZero[i]] + a];
+    }
+    for (let i = 0; i < n; i++) if (latents[first + i] !== 0) nonZero[i]++;
   }
   return out;
 }
@@ -171,6 +208,8 @@ interface DecodeState {
   /** Words actually present; `pos` past it means the payload was too short. */
   wordCount: number;
   pos: number;
+  /** The distance the last escape carried (`decodeEscape`). */
+  escaped: number;
 }
 
 /**
@@ -200,8 +239,12 @@ export function decodeLatents(body: Uint8Array, shape: LatentShape, tables: Entr
   const { channels } = shape;
   const n = shape.height * shape.width;
   if (body.length < 2) throw corrupt('it is shorter than its header');
-  if (body[0] !== CODER_RANS32X16) {
-    throw new EntropyError('UNSUPPORTED_CODER', `Entropy coder ${body[0]} is not supported (1 = rANS 32x16).`);
+  if (body[0] !== CODER_RANS32X16 && body[0] !== CODER_RANS32X16_CONTEXT) {
+    throw new EntropyError('UNSUPPORTED_CODER', `Entropy coder ${body[0]} is not supported (1 = rANS 32x16, 2 = the same with context tables).`);
+  }
+  const ctx = tables.context;
+  if (body[0] !== (ctx ? CODER_RANS32X16_CONTEXT : CODER_RANS32X16)) {
+    throw corrupt(`coder ${body[0]} does not match the codec's tables (version ${ctx ? 2 : 1}, coder ${ctx ? 2 : 1})`);
   }
   const lanes = body[1];
   if (lanes < 1 || lanes > MAX_LANES) throw corrupt(`lane count ${lanes} is outside 1..${MAX_LANES}`);
@@ -223,14 +266,21 @@ export function decodeLatents(body: Uint8Array, shape: LatentShape, tables: Entr
   const wordCount = (body.length - wordsAt) >> 1;
   const words = new Uint16Array(wordCount + WORD_PADDING);
   for (let i = 0, at = wordsAt; i < wordCount; i++, at += 2) words[i] = body[at] | (body[at + 1] << 8);
-  const st: DecodeState = { states, words, wordCount, pos: 0 };
+  const st: DecodeState = { states, words, wordCount, pos: 0, escaped: 0 };
 
   const values = out ?? new Int16Array(total);
   const lookup = tables.decodeLookup();
+  // Coder 2: per position, how many earlier channels were non-zero there.
+  const nonZero = ctx ? new Uint16Array(n) : undefined;
   for (let c = 0; c < channels; c++) {
     const first = c * n;
     if (body[2 + (c >> 3)] & (1 << (c & 7))) {
       if (out) values.fill(0, first, first + n);
+      continue;
+    }
+    if (ctx && nonZero) {
+      decodeContextChannel(st, values, c, shape.height, shape.width, tables.precision, lookup, ctx, nonZero);
+      if (st.pos > wordCount) throw corrupt('it ends before the last symbol');
       continue;
     }
     const done = lanes === 4 && lookup.fast ? decodeChannel4(st, values, first, n, c, tables.precision, lookup) : first;
@@ -299,6 +349,57 @@ function decodeChannel4(
   return o;
 }
 
+/**
+ * Coder 2: one channel, any lane count, each value's table chosen by its context (the non-zero
+ * count of earlier channels at its position, and |up| + |left|, capped), then counted in `nonZero`.
+ * Two loads per symbol (`packed`, `values`); escapes as in coder 1. The position is checked after
+ * each row (at most `width` <= 2048 words, inside the padding) and after each escape.
+ */
+function decodeContextChannel(
+  st: DecodeState, values: Int16Array, c: number, height: number, width: number, p: number,
+  lookup: DecodeLookup, ctx: TableContext, nonZero: Uint16Array,
+): void {
+  const { packed, values: table, sentinels } = lookup;
+  const { states, words } = st;
+  const { map, binBase, cap } = ctx;
+  const lanes = states.length;
+  const mask = (1 << p) - 1;
+  const first = c * height * width;
+  const mapBase = c * ctx.contexts;
+  let pos = st.pos;
+  let lane = 0;
+  for (let row = 0, i = 0; row < height; row++) {
+    for (let col = 0; col < width; col++, i++) {
+      const o = first + i;
+      let a = 0;
+      if (row > 0) { const u = values[o - width]; a = u < 0 ? -u : u; }
+      if (col > 0) { const l = values[o - 1]; a += l < 0 ? -l : l; }
+      if (a > cap) a = cap;
+      const t = map[mapBase + binBase[nonZero[i]] + a];
+      let x = states[lane];
+      const slot = (t << p) | (x & mask);
+      const e = packed[slot];
+      let v = table[slot];
+      x = (Math.imul(e >>> 16, x >>> p) + (e & 0xffff)) | 0;
+      if (x >>> 16 === 0) x = (x << 16) | words[pos++];
+      if (v === sentinels[t]) {
+        st.pos = pos;
+        x = decodeEscape(st, x, p);
+        pos = st.pos;
+        if (pos > st.wordCount) return;
+        v = st.escaped & 1 ? lookup.lows[t] - 1 - (st.escaped >>> 1) : lookup.highs[t] + 1 + (st.escaped >>> 1);
+        if (v < -32768 || v > 32767) throw corrupt('an escaped value is outside int16');
+      }
+      values[o] = v;
+      if (v !== 0) nonZero[i]++;
+      states[lane] = x;
+      if (++lane === lanes) lane = 0;
+    }
+    if (pos > st.wordCount) break;
+  }
+  st.pos = pos;
+}
+
 /** Any lane count, one symbol at a time, escapes included: other lane counts, tails and escape groups. */
 function decodeChannelAnyLanes(
   st: DecodeState, values: Int16Array, from: number, to: number, first: number, c: number, p: number, lookup: DecodeLookup,
@@ -319,24 +420,10 @@ function decodeChannelAnyLanes(
     x = (Math.imul(e >>> 16, x >>> p) + (e & 0xffff)) | 0;
     if (x >>> 16 === 0) x = (x << 16) | words[pos++];
     if (v === esc) {
-      // The escaped distance: (nibbles - 1), then the nibbles, each uniform over 2^(P-4) slots.
-      const shift = p - ESCAPE_NIBBLE_BITS;
-      let distance = 0;
-      let count = 0;
-      for (let i = -1; i < count; i++) {
-        const s = x & mask;
-        const nibble = s >>> shift;
-        x = (((x >>> p) << shift) + (s & ((1 << shift) - 1))) | 0;
-        if (x >>> 16 === 0) x = (x << 16) | words[pos++];
-        if (i < 0) {
-          count = nibble + 1;
-          if (count > MAX_ESCAPE_NIBBLES) throw corrupt(`an escape declares ${count} nibbles`);
-        } else {
-          distance |= nibble << (4 * i);
-          if (i > 0 && i === count - 1 && nibble === 0) throw corrupt('an escape is not minimally coded');
-        }
-      }
-      v = distance & 1 ? lookup.lows[c] - 1 - (distance >>> 1) : lookup.highs[c] + 1 + (distance >>> 1);
+      st.pos = pos;
+      x = decodeEscape(st, x, p);
+      pos = st.pos;
+      v = st.escaped & 1 ? lookup.lows[c] - 1 - (st.escaped >>> 1) : lookup.highs[c] + 1 + (st.escaped >>> 1);
       if (v < -32768 || v > 32767) throw corrupt('an escaped value is outside int16');
     }
     if (pos > st.wordCount) break;
@@ -345,4 +432,34 @@ function decodeChannelAnyLanes(
     if (++lane === lanes) lane = 0;
   }
   st.pos = pos;
+}
+
+/**
+ * The payload of an escape, after its symbol: (nibbles - 1), then the nibbles, least significant
+ * first, each uniform over 2^(P-4) slots, in the symbol's lane. Returns the lane's state and leaves
+ * the distance in `st.escaped`.
+ */
+function decodeEscape(st: DecodeState, x: number, p: number): number {
+  const { words } = st;
+  const mask = (1 << p) - 1;
+  const shift = p - ESCAPE_NIBBLE_BITS;
+  let pos = st.pos;
+  let distance = 0;
+  let count = 0;
+  for (let i = -1; i < count; i++) {
+    const s = x & mask;
+    const nibble = s >>> shift;
+    x = (((x >>> p) << shift) + (s & ((1 << shift) - 1))) | 0;
+    if (x >>> 16 === 0) x = (x << 16) | words[pos++];
+    if (i < 0) {
+      count = nibble + 1;
+      if (count > MAX_ESCAPE_NIBBLES) throw corrupt(`an escape declares ${count} nibbles`);
+    } else {
+      distance |= nibble << (4 * i);
+      if (i > 0 && i === count - 1 && nibble === 0) throw corrupt('an escape is not minimally coded');
+    }
+  }
+  st.pos = pos;
+  st.escaped = distance;
+  return x;
 }

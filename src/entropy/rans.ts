@@ -15,6 +15,8 @@
 export const RANS_L = 1 << 16;
 /** Coder id stored in the first byte of a `LATN` body. */
 export const CODER_RANS32X16 = 1;
+/** The same coder with each value's table chosen by its context (version-2 table files). */
+export const CODER_RANS32X16_CONTEXT = 2;
 export const MAX_LANES = 8;
 
 /**

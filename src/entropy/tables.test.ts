@@ -44,4 +44,43 @@ describe('entropy tables', () => {
     expect(() => parseTables(Uint8Array.of(...bytes, 0))).toThrowError(/after the last table/);
     expect(() => parseTables(Uint8Array.of(0, ...bytes.subarray(1)))).toThrowError(/magic/);
   });
+
+  describe('version 2: tables chosen by context', () => {
+    const context = { kind: 1 as const, channels: 3, cap: 1, edges: [1, 2], map: [0, 1, 1, 0, 0, 1, 1, 1, 0, 0, 0, 0, 1, 0, 1, 0, 1, 0] };
+
+    it('serialise and parse back, with the per-count context base precomputed', () => {
+      const tables = new EntropyTables(12, specs, context);
+      expect(tables.channels).toBe(3);
+      expect(tables.count).toBe(2);
+      const bytes = serializeTables(tables);
+      expect(bytes[4]).toBe(2);
+      expect(bytes.length).toBe(8 + 4 * 2 + 2 * 7 + 5 + 2 + 2 * 18);
+      const back = parseTables(bytes);
+      expect([...(back.context?.map ?? [])]).toEqual(context.map);
+      expect(back.context?.edges).toEqual([1, 2]);
+      expect([...(back.context?.binBase ?? [])]).toEqual([0, 2, 4]); // z = 0, 1, 2 -> bins 0, 1, 2, times cap + 1
+      expect(serializeTables(back)).toEqual(bytes);
+      expect(back.decodeLookup().fast).toBeUndefined(); // the context coder reads `packed` and `values`
+    });
+
+    it('reject a map entry past the last table, a bad map length, bad edges, caps and kinds', () => {
+      expect(() => new EntropyTables(12, specs, { ...context, map: context.map.map((t, i) => (i === 5 ? 2 : t)) })).toThrowError(/map entry 5/);
+      expect(() => new EntropyTables(12, specs, { ...context, map: context.map.slice(1) })).toThrowError(/holds 17/);
+      expect(() => new EntropyTables(12, specs, { ...context, edges: [2, 2] })).toThrowError(/strictly increasing/);
+      expect(() => new EntropyTables(12, specs, { ...context, edges: [0, 2] })).toThrowError(/strictly increasing/);
+      expect(() => new EntropyTables(12, specs, { ...context, cap: 16 })).toThrowError(/cap/);
+      expect(() => new EntropyTables(12, specs, { ...context, kind: 2 as 1 })).toThrowError(/kind 2/);
+      expect(() => new EntropyTables(12, specs, { ...context, channels: 0, map: [] })).toThrowError(/channels/);
+    });
+
+    it('reject every truncation and trailing bytes', () => {
+      const bytes = serializeTables(new EntropyTables(12, specs, context));
+      for (let len = 0; len < bytes.length; len++) expect(() => parseTables(bytes.subarray(0, len))).toThrowError(EntropyError);
+      expect(() => parseTables(Uint8Array.of(...bytes, 0))).toThrowError(/after the last map entry/);
+      const noBins = Uint8Array.from(bytes);
+      noBins[8 + 4 * 2 + 2 * 7 + 4] = 0;
+      expect(() => parseTables(noBins)).toThrowError(/0 context bins/);
+    });
+  });
 });
+

@@ -1,22 +1,38 @@
 import { EntropyError } from './errors.ts';
 
 /**
- * Entropy table file v1 ("\x89LST"), one table per latent channel, computed once at model export
- * and never recomputed from floats, so that every runtime decodes the same latents:
+ * Entropy table file ("\x89LST"), computed once at model export and never recomputed from floats,
+ * so that every runtime decodes the same latents:
  *
  *   offset  size  field
  *   0       4     magic 89 4C 53 54
- *   4       1     version (1)
+ *   4       1     version (1: one table per channel; 2: tables chosen by context)
  *   5       1     precision P: frequencies sum to 2^P (8..16)
  *   6       2     table count T (1..1024)
  *   8       ...   T tables, each: offset (i16, the value of symbol 0), symbol count S (u16, 2..4096,
  *                 escape included), S frequencies (u16, each >= 1, summing to 2^P)
  *
- * Symbol s < S-1 stands for the value offset + s; symbol S-1 is the escape, followed in the
- * stream by the value's distance beyond the table's range (see `latents.ts`).
+ * Version 2 follows the tables with a context section (docs/FORMAT.md, section 4):
+ *
+ *   +0      1     context kind (1: earlier channels' non-zero count x |up| + |left|)
+ *   +1      2     latent channels C (1..1024)
+ *   +3      1     neighbour cap U (0..15)
+ *   +4      1     bin count B (1..16)
+ *   +5      B-1   bin edges, u8, strictly increasing, each >= 1
+ *   ...     2CK   table index (u16, < T) of each (channel c, context k) at c * K + k, K = B (U + 1)
+ *
+ * In version 1 table c codes channel c. Symbol s < S-1 stands for the value offset + s; symbol
+ * S-1 is the escape, followed in the stream by the value's distance beyond the table's range
+ * (see `latents.ts`).
  */
 export const TABLE_MAGIC = Uint8Array.of(0x89, 0x4c, 0x53, 0x54);
 export const TABLE_VERSION = 1;
+/** Table files with a context section. */
+export const CONTEXT_TABLE_VERSION = 2;
+/** The one context kind defined: earlier channels' non-zero count (binned) x (|up| + |left|, capped). */
+export const CONTEXT_KIND_NZ_NEIGHBOUR = 1;
+export const MAX_CONTEXT_CAP = 15;
+export const MAX_CONTEXT_BINS = 16;
 export const MIN_PRECISION = 8;
 export const MAX_PRECISION = 16;
 export const MAX_TABLES = 1024;
@@ -29,6 +45,28 @@ export const FAST_MAX_SYMBOLS = 129;
 export interface TableSpec {
   offset: number;
   freqs: ArrayLike<number>;
+}
+
+/** How a version-2 table set picks a table for each latent value (docs/FORMAT.md, section 4). */
+export interface ContextSpec {
+  kind: typeof CONTEXT_KIND_NZ_NEIGHBOUR;
+  /** Latent channels the map covers. */
+  channels: number;
+  /** |up| + |left| is capped at this. */
+  cap: number;
+  /** Bin edges of the earlier channels' non-zero count: bin = number of edges <= the count. */
+  edges: readonly number[];
+  /** Table index of (channel c, context k) at c * contexts + k. */
+  map: ArrayLike<number>;
+}
+
+/** A validated context spec with the lookups the coders use. */
+export interface TableContext extends ContextSpec {
+  map: Uint16Array;
+  /** Contexts per channel: bins x (cap + 1). */
+  contexts: number;
+  /** Per non-zero count z (0..channels-1): bin(z) x (cap + 1), the first term of the context. */
+  binBase: Uint16Array;
 }
 
 /** Decoder lookups, indexed by (table << precision) | slot. */
@@ -68,9 +106,11 @@ export class EntropyTables {
   readonly freqs: Uint16Array;
   /** Cumulative frequencies, same layout as `freqs`. */
   readonly cums: Uint32Array;
+  /** Version 2: how each value's table is chosen; undefined for version 1 (table c codes channel c). */
+  readonly context: TableContext | undefined;
   #decode: DecodeLookup | undefined;
 
-  constructor(precision: number, specs: readonly TableSpec[]) {
+  constructor(precision: number, specs: readonly TableSpec[], context?: ContextSpec) {
     if (!Number.isInteger(precision) || precision < MIN_PRECISION || precision > MAX_PRECISION) {
       throw new EntropyError('INVALID_TABLE', `Precision ${precision} is outside ${MIN_PRECISION}..${MAX_PRECISION} bits.`);
     }
@@ -114,6 +154,12 @@ export class EntropyTables {
         throw new EntropyError('INVALID_TABLE', `Table ${t} frequencies sum to ${cum}, not 2^${precision}.`);
       }
     });
+    this.context = context && checkContext(context, specs.length);
+  }
+
+  /** Latent channels the set codes: the context's channel count, or one table per channel. */
+  get channels(): number {
+    return this.context ? this.context.channels : this.count;
   }
 
   /** The decoder's lookups, built on first use (count x 2^precision x 6 bytes) and kept. */
@@ -128,7 +174,9 @@ export class EntropyTables {
     const sentinels = new Int32Array(this.count);
     const lows = new Int32Array(this.count);
     const highs = new Int32Array(this.count);
-    const fast = p <= FAST_MAX_PRECISION && Math.max(...this.sizes) <= FAST_MAX_SYMBOLS ? new Int32Array(this.count << p) : undefined;
+    // The one-load lookup serves coder 1's unrolled loop; the context coder reads `packed` and `values`.
+    const fastFits = !this.context && p <= FAST_MAX_PRECISION && Math.max(...this.sizes) <= FAST_MAX_SYMBOLS;
+    const fast = fastFits ? new Int32Array(this.count << p) : undefined;
     for (let t = 0; t < this.count; t++) {
       const size = this.sizes[t];
       const lo = this.offsets[t];
@@ -151,6 +199,33 @@ export class EntropyTables {
   }
 }
 
+function checkContext(spec: ContextSpec, tableCount: number): TableContext {
+  const fail = (why: string) => new EntropyError('INVALID_TABLE', `Context section: ${why}.`);
+  const { kind, channels, cap, edges } = spec;
+  if (kind !== CONTEXT_KIND_NZ_NEIGHBOUR) throw fail(`context kind ${kind} is not defined (1 = non-zero count x neighbours)`);
+  if (!Number.isInteger(channels) || channels < 1 || channels > MAX_TABLES) throw fail(`${channels} channels; allowed 1..${MAX_TABLES}`);
+  if (!Number.isInteger(cap) || cap < 0 || cap > MAX_CONTEXT_CAP) throw fail(`neighbour cap ${cap} is outside 0..${MAX_CONTEXT_CAP}`);
+  if (edges.length > MAX_CONTEXT_BINS - 1) throw fail(`${edges.length + 1} bins; at most ${MAX_CONTEXT_BINS}`);
+  edges.forEach((e, i) => {
+    if (!Number.isInteger(e) || e < 1 || e > 255 || (i > 0 && e <= edges[i - 1])) {
+      throw fail('bin edges must be 1..255 and strictly increasing');
+    }
+  });
+  const contexts = (edges.length + 1) * (cap + 1);
+  if (spec.map.length !== channels * contexts) throw fail(`the map holds ${spec.map.length} entries, not ${channels} x ${contexts}`);
+  const map = Uint16Array.from(spec.map);
+  for (let i = 0; i < map.length; i++) {
+    if (map[i] !== spec.map[i] || map[i] >= tableCount) throw fail(`map entry ${i} names table ${spec.map[i]} of ${tableCount}`);
+  }
+  // z counts earlier channels, so it is at most channels - 1.
+  const binBase = new Uint16Array(channels);
+  for (let z = 0, bin = 0; z < channels; z++) {
+    while (bin < edges.length && edges[bin] <= z) bin++;
+    binBase[z] = bin * (cap + 1);
+  }
+  return { kind, channels, cap, edges: [...edges], map, contexts, binBase };
+}
+
 /**
  * Parses a table file strictly (exact length, every frequency checked).
  *
@@ -161,7 +236,8 @@ export function parseTables(bytes: Uint8Array): EntropyTables {
   const fail = (why: string) => new EntropyError('INVALID_TABLE', `Entropy table file: ${why}.`);
   if (bytes.length < 8) throw fail('shorter than its header');
   for (let i = 0; i < 4; i++) if (bytes[i] !== TABLE_MAGIC[i]) throw fail('bad magic (expected 89 4C 53 54)');
-  if (bytes[4] !== TABLE_VERSION) throw fail(`version ${bytes[4]} is not supported`);
+  const version = bytes[4];
+  if (version !== TABLE_VERSION && version !== CONTEXT_TABLE_VERSION) throw fail(`version ${version} is not supported`);
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const precision = bytes[5];
   const count = view.getUint16(6, true);
@@ -180,8 +256,26 @@ export function parseTables(bytes: Uint8Array): EntropyTables {
     pos += 2 * size;
     specs.push({ offset, freqs });
   }
-  if (pos !== bytes.length) throw fail(`${bytes.length - pos} bytes after the last table`);
-  return new EntropyTables(precision, specs);
+  let context: ContextSpec | undefined;
+  if (version === CONTEXT_TABLE_VERSION) {
+    if (bytes.length - pos < 5) throw fail('cut short in its context section');
+    const kind = bytes[pos];
+    const channels = view.getUint16(pos + 1, true);
+    const cap = bytes[pos + 3];
+    const bins = bytes[pos + 4];
+    if (bins < 1 || bins > MAX_CONTEXT_BINS) throw fail(`${bins} context bins; allowed 1..${MAX_CONTEXT_BINS}`);
+    if (cap > MAX_CONTEXT_CAP) throw fail(`neighbour cap ${cap} is outside 0..${MAX_CONTEXT_CAP}`);
+    pos += 5;
+    const entries = channels * bins * (cap + 1);
+    if (bytes.length - pos < bins - 1 + 2 * entries) throw fail('cut short in its context section');
+    const edges = [...bytes.subarray(pos, pos + bins - 1)];
+    pos += bins - 1;
+    const map = new Uint16Array(entries);
+    for (let i = 0; i < entries; i++, pos += 2) map[i] = view.getUint16(pos, true);
+    context = { kind: kind as ContextSpec['kind'], channels, cap, edges, map };
+  }
+  if (pos !== bytes.length) throw fail(`${bytes.length - pos} bytes after the last ${context ? 'map entry' : 'table'}`);
+  return new EntropyTables(precision, specs, context);
 }
 
 /**
@@ -191,10 +285,12 @@ export function parseTables(bytes: Uint8Array): EntropyTables {
  * serializeTables(new EntropyTables(12, [{ offset: -2, freqs: [96, 3800, 100, 99, 1] }]))
  */
 export function serializeTables(tables: EntropyTables): Uint8Array {
-  const out = new Uint8Array(8 + 4 * tables.count + 2 * tables.freqs.length);
+  const ctx = tables.context;
+  const contextBytes = ctx ? 5 + ctx.edges.length + 2 * ctx.map.length : 0;
+  const out = new Uint8Array(8 + 4 * tables.count + 2 * tables.freqs.length + contextBytes);
   const view = new DataView(out.buffer);
   out.set(TABLE_MAGIC, 0);
-  out[4] = TABLE_VERSION;
+  out[4] = ctx ? CONTEXT_TABLE_VERSION : TABLE_VERSION;
   out[5] = tables.precision;
   view.setUint16(6, tables.count, true);
   let pos = 8;
@@ -203,6 +299,15 @@ export function serializeTables(tables: EntropyTables): Uint8Array {
     view.setUint16(pos + 2, tables.sizes[t], true);
     pos += 4;
     for (let s = 0; s < tables.sizes[t]; s++, pos += 2) view.setUint16(pos, tables.freqs[tables.starts[t] + s], true);
+  }
+  if (ctx) {
+    out[pos] = ctx.kind;
+    view.setUint16(pos + 1, ctx.channels, true);
+    out[pos + 3] = ctx.cap;
+    out[pos + 4] = ctx.edges.length + 1;
+    out.set(ctx.edges, pos + 5);
+    pos += 5 + ctx.edges.length;
+    for (let i = 0; i < ctx.map.length; i++, pos += 2) view.setUint16(pos, ctx.map[i], true);
   }
   return out;
 }
