@@ -18,7 +18,7 @@ import type { CodecModel, ModelRegistry } from './registry.ts';
 export function codecFor(header: BitstreamHeader, registry: ModelRegistry): CodecModel {
   const codec = registry.codec(header.modelId);
   if (!codec) throw new BitstreamError('UNKNOWN_MODEL', `Codec model "${header.modelId}" is not served here; see GET /v1/models.`);
-  if (codec.tableHash !== header.tableHash) {
+  if (codec.tableHash !== header.tableHash && !codec.legacyTables.has(header.tableHash)) {
     throw new BitstreamError(
       'TABLE_MISMATCH',
       `The stream was coded with entropy tables ${header.tableHash}, but codec "${codec.id}" has ${codec.tableHash}; update the client's codec.`,
@@ -54,7 +54,10 @@ export function checkStream(bytes: Uint8Array, registry: ModelRegistry, limits: 
  */
 export function decodeStreamLatents(stream: Bitstream, codec: CodecModel): Int16Array {
   const { channels, latentHeight: height, latentWidth: width } = stream.header;
-  return decodeLatents(stream.latents, { channels, height, width }, codec.tables);
+  // codecFor accepted the hash: the current tables or an earlier version's.
+  const tables = stream.header.tableHash === codec.tableHash ? codec.tables : codec.legacyTables.get(stream.header.tableHash);
+  if (!tables) throw new BitstreamError('TABLE_MISMATCH', `Codec "${codec.id}" has no tables ${stream.header.tableHash}.`);
+  return decodeLatents(stream.latents, { channels, height, width }, tables);
 }
 
 /** A fully checked and decoded stream. */

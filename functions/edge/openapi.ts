@@ -453,6 +453,11 @@ export const OPENAPI = {
                 channels: { type: 'integer' },
                 table_hash: { type: 'string', pattern: '^[0-9a-f]{16}$', description: 'First 8 bytes of the SHA-256 of the entropy table file, as in the stream header.' },
                 table_precision: { type: 'integer' },
+                legacy_table_hashes: {
+                  type: 'array',
+                  items: { type: 'string', pattern: '^[0-9a-f]{16}$' },
+                  description: "Earlier versions' table hashes that are still decoded (streams archived or coded by clients not yet updated); new streams use table_hash.",
+                },
               },
             },
           },

@@ -21,7 +21,11 @@ export interface CodecModel {
   /** 16 hex digits: the first 8 bytes of the SHA-256 of the table file, as in a stream header. */
   tableHash: string;
   tablePrecision: number;
+  /** The current tables (what clients encode with). */
   tables: EntropyTables;
+  /** Earlier versions' tables by table hash: streams coded with them still decode (R2 archives, old clients). */
+  legacyTables: ReadonlyMap<string, EntropyTables>;
+  legacyTableHashes: readonly string[];
   /** sha256 of the analysis transform: task models trained on other latents are not served with it. */
   analysisSha256?: string;
 }
@@ -136,21 +140,41 @@ async function loadCodec(entry: Record<string, unknown>, files: TableFiles): Pro
   if (typeof stride !== 'number' || !Number.isInteger(stride)) throw new Error('stride is not an integer');
   if (typeof channels !== 'number' || !Number.isInteger(channels)) throw new Error('channels is not an integer');
   const tableHash = text(entry.table_hash, 'table_hash');
-  const spec = (entry.files as { tables?: { path?: unknown; sha256?: unknown } } | undefined)?.tables;
-  const path = text(spec?.path, 'files.tables.path');
+  const spec = (entry.files as { tables?: TableFileSpec } | undefined)?.tables;
+  const tables = await loadTables(spec, tableHash, channels, files, 'files.tables');
+  const legacyTables = new Map<string, EntropyTables>();
+  const legacy = entry.legacy_tables ?? [];
+  if (!Array.isArray(legacy)) throw new Error('legacy_tables is not an array');
+  for (const [i, old] of (legacy as TableFileSpec[]).entries()) {
+    const hash = text(old?.table_hash, `legacy_tables[${i}].table_hash`);
+    legacyTables.set(hash, await loadTables(old, hash, channels, files, `legacy_tables[${i}]`));
+  }
+  const analysis = (entry.files as { analysis?: { sha256?: unknown } } | undefined)?.analysis?.sha256;
+  return {
+    id, version, stride, channels, tableHash, tablePrecision: tables.precision, tables,
+    legacyTables, legacyTableHashes: [...legacyTables.keys()],
+    ...(typeof analysis === 'string' && { analysisSha256: analysis }),
+  };
+}
+
+interface TableFileSpec {
+  path?: unknown;
+  sha256?: unknown;
+  table_hash?: unknown;
+}
+
+/** A bundled table file, checked against its manifest sha256 and table hash, parsed. */
+async function loadTables(spec: TableFileSpec | undefined, tableHash: string, channels: number, files: TableFiles, field: string): Promise<EntropyTables> {
+  const path = text(spec?.path, `${field}.path`);
   const file = files[path];
   if (!file) throw new Error(`its table file ${path} is not bundled with the edge (functions/edge/models.ts)`);
   const bytes = file instanceof Uint8Array ? file : new Uint8Array(file);
   const digest = hex(await sha256(bytes));
   if (digest !== spec?.sha256) throw new Error(`${path} has sha256 ${digest}, the manifest says ${String(spec?.sha256)}`);
-  if (digest.slice(0, 16) !== tableHash) throw new Error(`table_hash ${tableHash} is not the first 8 bytes of the file's sha256`);
+  if (digest.slice(0, 16) !== tableHash) throw new Error(`table_hash ${tableHash} is not the first 8 bytes of ${path}'s sha256`);
   const tables = parseTables(bytes);
-  if (tables.count !== channels) throw new Error(`${path} holds ${tables.count} tables for ${channels} channels`);
-  const analysis = (entry.files as { analysis?: { sha256?: unknown } } | undefined)?.analysis?.sha256;
-  return {
-    id, version, stride, channels, tableHash, tablePrecision: tables.precision, tables,
-    ...(typeof analysis === 'string' && { analysisSha256: analysis }),
-  };
+  if (tables.channels !== channels) throw new Error(`${path} codes ${tables.channels} channels, not ${channels}`);
+  return tables;
 }
 
 function readTaskModel(entry: Record<string, unknown>, task: Task): TaskModel {

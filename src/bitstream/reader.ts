@@ -21,6 +21,8 @@ export interface Bitstream {
 /** What a reader knows about a codec model: enough to reject a stream it cannot decode. */
 export interface KnownModel {
   tableHash: string;
+  /** Table hashes of the model's earlier versions that this reader still decodes (archived streams). */
+  legacyTableHashes?: readonly string[];
 }
 
 export interface ParseOptions {
@@ -84,7 +86,7 @@ export function parseBitstream(bytes: Uint8Array, options: ParseOptions = {}): B
   if (options.models) {
     const model = options.models(header.modelId);
     if (!model) throw new BitstreamError('UNKNOWN_MODEL', `Codec model "${header.modelId}" is not known here; see GET /v1/models.`);
-    if (model.tableHash !== header.tableHash) {
+    if (model.tableHash !== header.tableHash && !model.legacyTableHashes?.includes(header.tableHash)) {
       throw new BitstreamError(
         'TABLE_MISMATCH',
         `The stream was coded with entropy tables ${header.tableHash}, but model "${header.modelId}" has ${model.tableHash}.`,

@@ -46,7 +46,7 @@ export async function inspectCommand(args: readonly string[], io: CliIo): Promis
   try {
     const { latents } = decodeBitstreamLatents(bytes, codec);
     const shape = { channels: header.channels, height: header.latentHeight, width: header.latentWidth };
-    report.latents = latentStats(latents, shape, codec.tables);
+    report.latents = latentStats(latents, shape, codec.tablesFor(header.tableHash) ?? codec.tables);
   } catch (e) {
     print();
     throw e;

@@ -8,6 +8,11 @@ export interface CodecSource {
   /** Reads a file by its manifest path (relative to the manifest's folder): disk, fetch, R2... */
   readFile(path: string): Promise<Uint8Array>;
   runtime: ModelRuntime;
+  /**
+   * Also load the earlier versions' tables (`legacy_tables`), so that streams coded with them
+   * decode. Off by default: an encoder (a browser, a mobile client) needs only the current tables.
+   */
+  legacyTables?: boolean;
 }
 
 /** A loaded codec: verified entropy tables now, each ONNX model verified and loaded on first use. */
@@ -17,7 +22,12 @@ export interface Codec {
   readonly stride: number;
   readonly channels: number;
   readonly tableHash: string;
+  /** The tables the encoder uses. */
   readonly tables: EntropyTables;
+  /** Table hashes of earlier versions that still decode (`legacy_tables`, when the source asked for them). */
+  readonly legacyTableHashes: readonly string[];
+  /** The tables for a stream's table hash: the current ones or a legacy set; undefined otherwise. */
+  tablesFor(tableHash: string): EntropyTables | undefined;
   readonly entry: CodecEntry;
   readonly runtime: ModelRuntime;
   /** The analysis transform (image -> int latents); encoders need it. */
@@ -43,7 +53,10 @@ export async function sha256Hex(bytes: Uint8Array): Promise<string> {
 }
 
 async function readVerified(entry: CodecEntry, role: keyof CodecEntry['files'], source: CodecSource): Promise<Uint8Array> {
-  const file: ModelFile = entry.files[role];
+  return readVerifiedFile(entry, role, entry.files[role], source);
+}
+
+async function readVerifiedFile(entry: CodecEntry, role: string, file: ModelFile, source: CodecSource): Promise<Uint8Array> {
   let bytes: Uint8Array;
   try {
     bytes = await source.readFile(file.path);
@@ -76,14 +89,14 @@ export async function loadCodec(entry: CodecEntry, source: CodecSource): Promise
   if (entry.files.tables.sha256.slice(0, 16) !== entry.table_hash) {
     throw new CodecError('MODEL_INTEGRITY', `Codec '${entry.id}': table_hash ${entry.table_hash} does not match its table file.`);
   }
-  let tables: EntropyTables;
-  try {
-    tables = parseTables(tableBytes);
-  } catch (e) {
-    throw new CodecError('MODEL_INTEGRITY', `Codec '${entry.id}': ${(e as Error).message}`, { cause: e });
-  }
-  if (tables.count !== entry.channels) {
-    throw new CodecError('MODEL_INTEGRITY', `Codec '${entry.id}' has ${entry.channels} channels but ${tables.count} tables.`);
+  const tables = parseCodecTables(entry, tableBytes);
+  const legacy = new Map<string, EntropyTables>();
+  for (const file of source.legacyTables ? (entry.legacy_tables ?? []) : []) {
+    const bytes = await readVerifiedFile(entry, `legacy tables ${file.version}`, file, source);
+    if (file.sha256.slice(0, 16) !== file.table_hash) {
+      throw new CodecError('MODEL_INTEGRITY', `Codec '${entry.id}': legacy table_hash ${file.table_hash} does not match its file.`);
+    }
+    legacy.set(file.table_hash, parseCodecTables(entry, bytes));
   }
   const sessions = new Map<string, Promise<ModelSession>>();
   const session = (role: 'analysis' | 'synthesis') => {
@@ -103,6 +116,8 @@ export async function loadCodec(entry: CodecEntry, source: CodecSource): Promise
     channels: entry.channels,
     tableHash: entry.table_hash,
     tables,
+    legacyTableHashes: [...legacy.keys()],
+    tablesFor: (hash) => (hash === entry.table_hash ? tables : legacy.get(hash)),
     entry,
     runtime: source.runtime,
     analysis: () => session('analysis'),
@@ -113,4 +128,17 @@ export async function loadCodec(entry: CodecEntry, source: CodecSource): Promise
       await Promise.all(loaded.map((r) => (r.status === 'fulfilled' ? r.value.release() : undefined)));
     },
   };
+}
+
+function parseCodecTables(entry: CodecEntry, bytes: Uint8Array): EntropyTables {
+  let tables: EntropyTables;
+  try {
+    tables = parseTables(bytes);
+  } catch (e) {
+    throw new CodecError('MODEL_INTEGRITY', `Codec '${entry.id}': ${(e as Error).message}`, { cause: e });
+  }
+  if (tables.channels !== entry.channels) {
+    throw new CodecError('MODEL_INTEGRITY', `Codec '${entry.id}' has ${entry.channels} channels but its tables code ${tables.channels}.`);
+  }
+  return tables;
 }

@@ -1,5 +1,5 @@
 import { type BitstreamHeader, type Limits, parseBitstream } from '../bitstream/index.ts';
-import { decodeLatents } from '../entropy/index.ts';
+import { type EntropyTables, decodeLatents } from '../entropy/index.ts';
 import type { Codec } from './codec.ts';
 import { CodecError } from './errors.ts';
 import { type DecodedImage, fromPlanar } from './pixels.ts';
@@ -21,7 +21,7 @@ export interface DecodeOptions {
 export function decodeBitstreamLatents(bytes: Uint8Array, codec: Codec, options: DecodeOptions = {}): { header: BitstreamHeader; latents: Int16Array } {
   const stream = parseBitstream(bytes, {
     limits: options.limits,
-    models: (id) => (id === codec.id ? { tableHash: codec.tableHash } : undefined),
+    models: (id) => (id === codec.id ? codec : undefined),
   });
   const { header } = stream;
   if (header.stride !== codec.stride || header.channels !== codec.channels) {
@@ -31,7 +31,8 @@ export function decodeBitstreamLatents(bytes: Uint8Array, codec: Codec, options:
     );
   }
   const shape = { channels: header.channels, height: header.latentHeight, width: header.latentWidth };
-  return { header, latents: decodeLatents(stream.latents, shape, codec.tables) };
+  // parseBitstream accepted the table hash: the current tables or a legacy set.
+  return { header, latents: decodeLatents(stream.latents, shape, codec.tablesFor(header.tableHash) as EntropyTables) };
 }
 
 /**

@@ -21,8 +21,16 @@ export interface CodecEntry {
   /** First 16 hex digits of the SHA-256 of the table file, as bitstream headers carry it. */
   table_hash: string;
   table_precision: number;
+  /** Table files of earlier versions with the same transforms: decoded, never encoded with. */
+  legacy_tables?: LegacyTables[];
   metrics?: Record<string, unknown>;
   [field: string]: unknown;
+}
+
+/** An earlier version's entropy tables, kept so that streams coded with them still decode. */
+export interface LegacyTables extends ModelFile {
+  version: string;
+  table_hash: string;
 }
 
 export interface Manifest {

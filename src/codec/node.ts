@@ -32,7 +32,8 @@ export async function readManifest(modelsDir: string = DEFAULT_MODELS_DIR): Prom
 
 /**
  * Loads a codec (the manifest's default when `id` is undefined) from a models folder on disk,
- * running on onnxruntime-node.
+ * running on onnxruntime-node, with its earlier versions' tables: files coded before a table
+ * update still decode.
  *
  * @example
  * const codec = await loadCodecFromDir('models', 'ls-f8-q2')
@@ -46,5 +47,6 @@ export async function loadCodecFromDir(
   return loadCodec(entry, {
     readFile: async (path) => new Uint8Array(await readFile(join(modelsDir, path))),
     runtime: createNodeRuntime(options),
+    legacyTables: true,
   });
 }

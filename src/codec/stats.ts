@@ -1,4 +1,4 @@
-import type { EntropyTables, LatentShape } from '../entropy/index.ts';
+import { type EntropyTables, type LatentShape, valueTables } from '../entropy/index.ts';
 
 /** Summary of integer latents, as `latentsight inspect` prints it. */
 export interface LatentStats {
@@ -10,7 +10,7 @@ export interface LatentStats {
   nonzero: number;
   /** Channels that are zero everywhere (skipped by the coder). */
   zeroChannels: number;
-  /** Values outside their channel's table range, coded through the escape. */
+  /** Values outside their table's range, coded through the escape. */
   escapes: number;
 }
 
@@ -23,12 +23,13 @@ export interface LatentStats {
 export function latentStats(latents: Int16Array, shape: LatentShape, tables: EntropyTables): LatentStats {
   const n = shape.height * shape.width;
   let min = Infinity, max = -Infinity, sumAbs = 0, nonzero = 0, zeroChannels = 0, escapes = 0;
+  const tableOf = valueTables(latents, shape, tables);
   for (let c = 0; c < shape.channels; c++) {
-    const lo = tables.offsets[c];
-    const hi = lo + tables.sizes[c] - 2;
     let channelNonzero = 0;
     for (let i = c * n, end = i + n; i < end; i++) {
       const v = latents[i];
+      const lo = tables.offsets[tableOf[i]];
+      const hi = lo + tables.sizes[tableOf[i]] - 2;
       if (v < min) min = v;
       if (v > max) max = v;
       if (v !== 0) channelNonzero++;

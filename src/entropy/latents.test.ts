@@ -171,6 +171,24 @@ describe('coder 2: tables chosen by context', () => {
     expect(() => decodeLatents(one, shape, perChannel)).toThrowError(/does not match/);
   });
 
+  it('round-trip on the 4-lane fast path (precision 12, <= 256 tables), escapes and a dirty output buffer included', () => {
+    const shape = { channels: 12, height: 13, width: 17 };
+    const { latents, tables } = syntheticLatents(shape, { seed: 21, minScale: 0.05, maxScale: 5 });
+    const specs = [...tables.offsets].map((offset, t) => ({ offset, freqs: tables.freqs.subarray(tables.starts[t], tables.starts[t] + tables.sizes[t]) }));
+    const map = Array.from({ length: 12 * 3 * 4 }, (_, i) => (i * 5 + (i >> 2)) % 12);
+    const ctx = new EntropyTables(12, specs, { kind: 1, channels: 12, cap: 3, edges: [1, 3], map });
+    expect(ctx.compactLookup().packedMap).toBeDefined();
+    latents[40] = 30000;
+    latents[13 * 17 * 5 + 16] = -32768; // the end of a row: the next row's |left| starts at 0 again
+    latents[13 * 17 * 6] = 32767; // a channel's first value: its |up| is 0
+    const body = encodeLatents(latents, shape, ctx);
+    const out = new Int16Array(latents.length).fill(-7);
+    expect(decodeLatents(body, shape, ctx, out)).toBe(out);
+    expect(out).toEqual(latents);
+    // The general loop (3 lanes) decodes the same values.
+    expect(decodeLatents(encodeLatents(latents, shape, ctx, { lanes: 3 }), shape, ctx)).toEqual(latents);
+  });
+
   it('reject every truncation and every extension', () => {
     const shape = { channels: 5, height: 10, width: 12 };
     const { latents, tables } = syntheticLatents(shape, { seed: 3, minScale: 0.5, maxScale: 3 });

@@ -10,7 +10,7 @@ import {
   encodeSymbol,
   escapeNibbles,
 } from './rans.ts';
-import type { DecodeLookup, EntropyTables, TableContext } from './tables.ts';
+import { BUCKET_BITS, type DecodeLookup, type EntropyTables, type TableContext } from './tables.ts';
 
 /**
  * Body of the bitstream's `LATN` part (coders 1 and 2):
@@ -82,7 +82,7 @@ export function encodeLatents(
   const skip = new Uint8Array(maskBytes);
   // One forward pass: each value's table (its context needs values before it), all-zero channels,
   // and the escapes, which bound the words the coder emits.
-  const tableOf = tables.context ? contextTables(latents, shape, tables.context) : channelTables(channels, n);
+  const tableOf = valueTables(latents, shape, tables);
   let escapes = 0;
   for (let c = 0; c < channels; c++) {
     let zero = true;
@@ -153,6 +153,19 @@ export function encodeLatents(
     out[pos + 1] = w >>> 8;
   }
   return out;
+}
+
+/**
+ * The table that codes each value (C x H x W, channel-major): table c for channel c with
+ * version-1 tables, the context's choice with version-2 tables. For size estimates and statistics.
+ *
+ * @example
+ * const t = valueTables(latents, shape, tables)[i] // tables.offsets[t] is the value of its symbol 0
+ */
+export function valueTables(latents: Int16Array, shape: LatentShape, tables: EntropyTables): Uint16Array {
+  checkShape(shape, tables);
+  const n = shape.height * shape.width;
+  return tables.context ? contextTables(latents, shape, tables.context) : channelTables(shape.channels, n);
 }
 
 /** Coder 1: table c for every value of channel c. */
@@ -269,20 +282,25 @@ export function decodeLatents(body: Uint8Array, shape: LatentShape, tables: Entr
   const st: DecodeState = { states, words, wordCount, pos: 0, escaped: 0 };
 
   const values = out ?? new Int16Array(total);
-  const lookup = tables.decodeLookup();
-  // Coder 2: per position, how many earlier channels were non-zero there.
+  // Coder 1's lookups; coder 2 builds its own compact ones.
+  const lookup = ctx ? undefined : tables.decodeLookup();
+  // Coder 2: per position, how many earlier channels were non-zero there, and its context term.
   const nonZero = ctx ? new Uint16Array(n) : undefined;
+  const zBase = ctx ? new Uint16Array(n) : undefined;
+  const fast4 = lanes === 4 && ctx !== undefined && tables.compactLookup().packedMap !== undefined;
   for (let c = 0; c < channels; c++) {
     const first = c * n;
     if (body[2 + (c >> 3)] & (1 << (c & 7))) {
       if (out) values.fill(0, first, first + n);
       continue;
     }
-    if (ctx && nonZero) {
-      decodeContextChannel(st, values, c, shape.height, shape.width, tables.precision, lookup, ctx, nonZero);
+    if (ctx && nonZero && zBase) {
+      if (fast4) decodeContextChannel4(st, values, c, shape.height, shape.width, tables, ctx, nonZero, zBase);
+      else decodeContextChannel(st, values, c, shape.height, shape.width, tables, ctx, nonZero);
       if (st.pos > wordCount) throw corrupt('it ends before the last symbol');
       continue;
     }
+    if (!lookup) continue;
     const done = lanes === 4 && lookup.fast ? decodeChannel4(st, values, first, n, c, tables.precision, lookup) : first;
     decodeChannelAnyLanes(st, values, done, first + n, first, c, tables.precision, lookup);
     if (st.pos > wordCount) throw corrupt('it ends before the last symbol');
@@ -350,18 +368,100 @@ function decodeChannel4(
 }
 
 /**
+ * Coder 2's hot path: four lanes, precision <= 12, at most 256 tables. The lane states rotate
+ * through locals (symbol k of a channel uses lane k mod 4), |left| stays in a register, and a zero
+ * value (most of them) costs one load beyond its neighbours: `packedMap` gives the table and its
+ * zero's slot range together. Per position, `zBase` holds the context's first term (the binned
+ * count of earlier non-zero channels), updated only when a value is non-zero. Escapes as in the
+ * general loop; the position is checked after each row and each escape.
+ */
+function decodeContextChannel4(
+  st: DecodeState, values: Int16Array, c: number, height: number, width: number,
+  tables: EntropyTables, ctx: TableContext, nonZero: Uint16Array, zBase: Uint16Array,
+): void {
+  const { buckets, ends } = tables.compactLookup();
+  const packedMap = tables.compactLookup().packedMap as Int32Array;
+  const { cums, freqs, starts, offsets, sizes } = tables;
+  const { states, words } = st;
+  const { binBase, cap } = ctx;
+  const p = tables.precision;
+  const shift = p - BUCKET_BITS;
+  const mask = (1 << p) - 1;
+  const n = height * width;
+  const first = c * n;
+  const mapBase = c * ctx.contexts;
+  let x0 = states[0], x1 = states[1], x2 = states[2], x3 = states[3];
+  let pos = st.pos;
+  // Zeros are written up front, so that a zero (most values) stores nothing.
+  values.fill(0, first, first + n);
+  for (let row = 0, i = 0; row < height; row++) {
+    let left = 0;
+    // On the first row `up` reads a zero row: the channel's own last row, zero until it is decoded.
+    const up = row > 0 ? -width : n - width;
+    for (let col = 0; col < width; col++, i++) {
+      const o = first + i;
+      const u = values[o + up];
+      let a = left + (u < 0 ? -u : u);
+      if (a > cap) a = cap;
+      const e = packedMap[mapBase + zBase[i] + a];
+      let x = x0;
+      const slot = x & mask;
+      const zc = (e >>> 12) & 0xfff;
+      let v = 0;
+      if ((slot - zc) >>> 0 < (e & 0xfff)) {
+        x = (Math.imul(e & 0xfff, x >>> p) + slot - zc) | 0;
+        if (x >>> 16 === 0) x = (x << 16) | words[pos++];
+        left = 0;
+      } else {
+        const t = e >>> 24;
+        const base = starts[t];
+        let s = buckets[(t << BUCKET_BITS) | (slot >>> shift)];
+        while (ends[base + s] <= slot) s++;
+        x = (Math.imul(freqs[base + s], x >>> p) + slot - cums[base + s]) | 0;
+        if (x >>> 16 === 0) x = (x << 16) | words[pos++];
+        v = offsets[t] + s;
+        if (s === sizes[t] - 1) {
+          st.pos = pos;
+          x = decodeEscape(st, x, p);
+          pos = st.pos;
+          if (pos > st.wordCount) break;
+          const d = st.escaped;
+          v = d & 1 ? offsets[t] - 1 - (d >>> 1) : offsets[t] + sizes[t] - 1 + (d >>> 1);
+          if (v < -32768 || v > 32767) throw corrupt('an escaped value is outside int16');
+        }
+        values[o] = v;
+        left = v < 0 ? -v : v;
+        // A table without 0 escapes it: this branch can decode a zero too.
+        if (v !== 0) zBase[i] = binBase[++nonZero[i]];
+      }
+      x0 = x1; x1 = x2; x2 = x3; x3 = x;
+    }
+    if (pos > st.wordCount) break;
+  }
+  // After n symbols the local x0 holds lane n mod 4.
+  const r = n & 3;
+  states[r] = x0; states[(r + 1) & 3] = x1; states[(r + 2) & 3] = x2; states[(r + 3) & 3] = x3;
+  st.pos = pos;
+}
+
+/**
  * Coder 2: one channel, any lane count, each value's table chosen by its context (the non-zero
  * count of earlier channels at its position, and |up| + |left|, capped), then counted in `nonZero`.
- * Two loads per symbol (`packed`, `values`); escapes as in coder 1. The position is checked after
- * each row (at most `width` <= 2048 words, inside the padding) and after each escape.
+ * Lookups stay small whatever the table count (`CompactLookup`): a zero test first, since most
+ * values are zero, else a bucket guess and a short scan of the table's symbol ends. Escapes as in
+ * coder 1. The position is checked after each row (at most `width` <= 2048 words, inside the
+ * padding) and after each escape.
  */
 function decodeContextChannel(
-  st: DecodeState, values: Int16Array, c: number, height: number, width: number, p: number,
-  lookup: DecodeLookup, ctx: TableContext, nonZero: Uint16Array,
+  st: DecodeState, values: Int16Array, c: number, height: number, width: number,
+  tables: EntropyTables, ctx: TableContext, nonZero: Uint16Array,
 ): void {
-  const { packed, values: table, sentinels } = lookup;
+  const { zeroCum, zeroFreq, buckets, ends } = tables.compactLookup();
+  const { cums, freqs, starts, offsets, sizes } = tables;
   const { states, words } = st;
   const { map, binBase, cap } = ctx;
+  const p = tables.precision;
+  const shift = p - BUCKET_BITS;
   const lanes = states.length;
   const mask = (1 << p) - 1;
   const first = c * height * width;
@@ -377,17 +477,28 @@ function decodeContextChannel(
       if (a > cap) a = cap;
       const t = map[mapBase + binBase[nonZero[i]] + a];
       let x = states[lane];
-      const slot = (t << p) | (x & mask);
-      const e = packed[slot];
-      let v = table[slot];
-      x = (Math.imul(e >>> 16, x >>> p) + (e & 0xffff)) | 0;
+      const slot = x & mask;
+      const zc = zeroCum[t];
+      let v = 0;
+      let escaped = false;
+      if ((slot - zc) >>> 0 < zeroFreq[t]) {
+        x = (Math.imul(zeroFreq[t], x >>> p) + slot - zc) | 0;
+      } else {
+        const base = starts[t];
+        let s = buckets[(t << BUCKET_BITS) | (slot >>> shift)];
+        while (ends[base + s] <= slot) s++;
+        x = (Math.imul(freqs[base + s], x >>> p) + slot - cums[base + s]) | 0;
+        v = offsets[t] + s;
+        escaped = s === sizes[t] - 1;
+      }
       if (x >>> 16 === 0) x = (x << 16) | words[pos++];
-      if (v === sentinels[t]) {
+      if (escaped) {
         st.pos = pos;
         x = decodeEscape(st, x, p);
         pos = st.pos;
         if (pos > st.wordCount) return;
-        v = st.escaped & 1 ? lookup.lows[t] - 1 - (st.escaped >>> 1) : lookup.highs[t] + 1 + (st.escaped >>> 1);
+        const d = st.escaped;
+        v = d & 1 ? offsets[t] - 1 - (d >>> 1) : offsets[t] + sizes[t] - 1 + (d >>> 1);
         if (v < -32768 || v > 32767) throw corrupt('an escaped value is outside int16');
       }
       values[o] = v;

@@ -58,7 +58,7 @@ describe('entropy tables', () => {
       const back = parseTables(bytes);
       expect([...(back.context?.map ?? [])]).toEqual(context.map);
       expect(back.context?.edges).toEqual([1, 2]);
-      expect([...(back.context?.binBase ?? [])]).toEqual([0, 2, 4]); // z = 0, 1, 2 -> bins 0, 1, 2, times cap + 1
+      expect([...(back.context?.binBase ?? [])]).toEqual([0, 2, 4, 4]); // z = 0, 1, 2, 3 -> bins 0, 1, 2, 2, times cap + 1
       expect(serializeTables(back)).toEqual(bytes);
       expect(back.decodeLookup().fast).toBeUndefined(); // the context coder reads `packed` and `values`
     });

@@ -65,7 +65,7 @@ export interface TableContext extends ContextSpec {
   map: Uint16Array;
   /** Contexts per channel: bins x (cap + 1). */
   contexts: number;
-  /** Per non-zero count z (0..channels-1): bin(z) x (cap + 1), the first term of the context. */
+  /** Per non-zero count z (0..channels): bin(z) x (cap + 1), the first term of the context. */
   binBase: Uint16Array;
 }
 
@@ -86,6 +86,28 @@ export interface DecodeLookup {
   lows: Int32Array;
   highs: Int32Array;
 }
+
+/**
+ * The context decoder's lookups (version-2 tables), small enough to stay in cache however many
+ * tables there are: a zero test first (most latents are zero), else a bucket guess and a short scan.
+ */
+export interface CompactLookup {
+  /** Per table: the first slot of the value 0, and its frequency (0 when 0 is outside the table). */
+  zeroCum: Int32Array;
+  zeroFreq: Int32Array;
+  /** Per table, per slot >> (precision - BUCKET_BITS): the symbol holding the bucket's first slot. */
+  buckets: Uint16Array;
+  /** cum + freq of every symbol, laid out as `freqs`: a scan stops at the first end > slot. */
+  ends: Uint32Array;
+  /**
+   * When precision <= 12 and there are at most 256 tables: per (channel, context), as in the
+   * context map, table << 24 | zero's cum << 12 | zero's freq, so that a zero costs one load.
+   */
+  packedMap: Int32Array | undefined;
+}
+
+/** Buckets per table in the compact lookup. */
+export const BUCKET_BITS = 6;
 
 /**
  * A validated set of quantised frequency tables.
@@ -109,6 +131,7 @@ export class EntropyTables {
   /** Version 2: how each value's table is chosen; undefined for version 1 (table c codes channel c). */
   readonly context: TableContext | undefined;
   #decode: DecodeLookup | undefined;
+  #compact: CompactLookup | undefined;
 
   constructor(precision: number, specs: readonly TableSpec[], context?: ContextSpec) {
     if (!Number.isInteger(precision) || precision < MIN_PRECISION || precision > MAX_PRECISION) {
@@ -167,6 +190,42 @@ export class EntropyTables {
     return (this.#decode ??= this.#buildDecodeLookup());
   }
 
+  /** The context decoder's lookups, built on first use (count x 136 bytes + 4 per symbol) and kept. */
+  compactLookup(): CompactLookup {
+    return (this.#compact ??= this.#buildCompactLookup());
+  }
+
+  #buildCompactLookup(): CompactLookup {
+    const shift = this.precision - BUCKET_BITS;
+    const zeroCum = new Int32Array(this.count);
+    const zeroFreq = new Int32Array(this.count);
+    const buckets = new Uint16Array(this.count << BUCKET_BITS);
+    const ends = new Uint32Array(this.freqs.length);
+    for (let i = 0; i < ends.length; i++) ends[i] = this.cums[i] + this.freqs[i];
+    for (let t = 0; t < this.count; t++) {
+      const start = this.starts[t];
+      const zero = -this.offsets[t];
+      if (zero >= 0 && zero < this.sizes[t] - 1) {
+        zeroCum[t] = this.cums[start + zero];
+        zeroFreq[t] = this.freqs[start + zero];
+      }
+      for (let b = 0, s = 0; b < 1 << BUCKET_BITS; b++) {
+        while (ends[start + s] <= b << shift) s++;
+        buckets[(t << BUCKET_BITS) | b] = s;
+      }
+    }
+    const ctx = this.context;
+    let packedMap: Int32Array | undefined;
+    if (ctx && this.precision <= 12 && this.count <= 256) {
+      packedMap = new Int32Array(ctx.map.length);
+      for (let i = 0; i < ctx.map.length; i++) {
+        const t = ctx.map[i];
+        packedMap[i] = (t << 24) | (zeroCum[t] << 12) | zeroFreq[t];
+      }
+    }
+    return { zeroCum, zeroFreq, buckets, ends, packedMap };
+  }
+
   #buildDecodeLookup(): DecodeLookup {
     const p = this.precision;
     const packed = new Int32Array(this.count << p);
@@ -217,9 +276,9 @@ function checkContext(spec: ContextSpec, tableCount: number): TableContext {
   for (let i = 0; i < map.length; i++) {
     if (map[i] !== spec.map[i] || map[i] >= tableCount) throw fail(`map entry ${i} names table ${spec.map[i]} of ${tableCount}`);
   }
-  // z counts earlier channels, so it is at most channels - 1.
-  const binBase = new Uint16Array(channels);
-  for (let z = 0, bin = 0; z < channels; z++) {
+  // z counts earlier channels, so it is at most channels - 1 when it is used (channels after the last count up to channels).
+  const binBase = new Uint16Array(channels + 1);
+  for (let z = 0, bin = 0; z <= channels; z++) {
     while (bin < edges.length && edges[bin] <= z) bin++;
     binBase[z] = bin * (cap + 1);
   }

@@ -1,4 +1,4 @@
-import { EntropyTables, type LatentShape, type TableSpec } from '../../src/entropy/index.ts';
+import { EntropyTables, type LatentShape, type TableSpec, valueTables } from '../../src/entropy/index.ts';
 
 /**
  * Synthetic latents shaped like a factorized-prior codec's: per-channel Laplacian scales, most mass
@@ -98,14 +98,16 @@ export function idealBits(latents: Int16Array, shape: LatentShape, tables: Entro
   const n = shape.height * shape.width;
   const p = tables.precision;
   let bits = 0;
+  const tableOf = valueTables(latents, shape, tables);
   for (let c = 0; c < shape.channels; c++) {
     let zero = true;
     for (let i = 0; i < n && zero; i++) zero = latents[c * n + i] === 0;
     if (zero) continue;
-    const start = tables.starts[c];
-    const lo = tables.offsets[c];
-    const esc = tables.sizes[c] - 1;
     for (let i = 0; i < n; i++) {
+      const t = tableOf[c * n + i];
+      const start = tables.starts[t];
+      const lo = tables.offsets[t];
+      const esc = tables.sizes[t] - 1;
       const v = latents[c * n + i];
       if (v >= lo && v < lo + esc) {
         bits += p - Math.log2(tables.freqs[start + v - lo]);

@@ -77,6 +77,11 @@ describe('loadCodec', () => {
     };
     const codec = await loadCodec(entry, { readFile, runtime });
     expect(reads).toEqual([entry.files.tables.path]);
+    // Earlier versions' tables only when asked for (decoders of stored streams, not encoders).
+    reads.length = 0;
+    const decoder = await loadCodec(entry, { readFile, runtime, legacyTables: true });
+    expect(reads).toEqual([entry.files.tables.path, ...(entry.legacy_tables ?? []).map((l) => l.path)]);
+    expect(decoder.legacyTableHashes).toEqual((entry.legacy_tables ?? []).map((l) => l.table_hash));
     await expect(codec.synthesis()).rejects.toMatchObject({ code: 'MODEL_INTEGRITY' });
   });
 

@@ -1,6 +1,7 @@
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BitstreamError, parseBitstream, readHeader, writeBitstream } from '../../src/bitstream/index.ts';
+import { encodeLatents } from '../../src/entropy/index.ts';
 import {
   type Codec,
   CodecError,
@@ -94,6 +95,17 @@ describe('encodeImage and decodeImage with the exported codec', () => {
     const restamp = (modelId: string, tableHash: string) => writeBitstream({ ...header, modelId, tableHash, latents });
     await expect(decodeImage(restamp('other-codec', header.tableHash), codec)).rejects.toMatchObject({ code: 'UNKNOWN_MODEL' });
     await expect(decodeImage(restamp(header.modelId, '0123456789abcdef'), codec)).rejects.toMatchObject({ code: 'TABLE_MISMATCH' });
+  });
+
+  it("decodes a stream coded with an earlier version's tables (legacy_tables) to the same latents", async () => {
+    const current = decodeBitstreamLatents(await encodeImage(crop, codec), codec);
+    expect(codec.legacyTableHashes.length).toBeGreaterThan(0);
+    for (const hash of codec.legacyTableHashes) {
+      const { header } = current;
+      const shape = { channels: header.channels, height: header.latentHeight, width: header.latentWidth };
+      const old = writeBitstream({ ...header, tableHash: hash, latents: encodeLatents(current.latents, shape, codec.tablesFor(hash)!) });
+      expect(decodeBitstreamLatents(old, codec).latents).toEqual(current.latents);
+    }
   });
 
   it('rejects a corrupted stream with CHECKSUM_MISMATCH before running any model', async () => {

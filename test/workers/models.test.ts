@@ -13,7 +13,9 @@ const EDGE = 'http://edge.test';
 describe('the bundled models', () => {
   it('serve every codec of models/manifest.json, with tables whose hash is the manifest\'s', async () => {
     const { registry, problems } = await loadRegistry(MANIFEST, BUNDLED_TABLES);
-    const manifest = MANIFEST as { models: { id: string; kind: string; table_hash: string; files: { tables: { path: string } } }[] };
+    const manifest = MANIFEST as {
+      models: { id: string; kind: string; table_hash: string; files: { tables: { path: string } }; legacy_tables?: { table_hash: string }[] }[];
+    };
     const codecs = manifest.models.filter((m) => m.kind === 'codec');
 
     expect(problems).toEqual([]);
@@ -21,7 +23,9 @@ describe('the bundled models', () => {
     for (const c of codecs) {
       const bytes = new Uint8Array(BUNDLED_TABLES[c.files.tables.path] as ArrayBuffer);
       expect(hex(await sha256(bytes)).slice(0, 16)).toBe(c.table_hash);
-      expect(registry.codec(c.id)!.tables.count).toBe(registry.codec(c.id)!.channels);
+      expect(registry.codec(c.id)!.tables.channels).toBe(registry.codec(c.id)!.channels);
+      // Earlier versions' tables are bundled too, so that archived streams still decode.
+      expect(registry.codec(c.id)!.legacyTableHashes).toEqual((c.legacy_tables ?? []).map((l) => l.table_hash));
     }
   });
 });
@@ -73,7 +77,7 @@ describe('GET /v1/models', () => {
     expect(response.headers.get('cache-control')).toBe('public, max-age=300');
     const body = await response.json<any>();
     const { tables } = await testManifest();
-    expect(body.codecs).toEqual([{ id: 'fixture-c4', version: '0.1.0', stride: 8, channels: 4, table_hash: tables.tableHash, table_precision: 12 }]);
+    expect(body.codecs).toEqual([{ id: 'fixture-c4', version: '0.1.0', stride: 8, channels: 4, table_hash: tables.tableHash, table_precision: 12, legacy_table_hashes: [] }]);
     expect(body.task_models.map((m: { id: string; task: string; serves: boolean }) => [m.id, m.task, m.serves])).toEqual([
       ['cls-test', 'classify', true],
       ['seg-test', 'segment', true],
@@ -83,9 +87,11 @@ describe('GET /v1/models', () => {
 
   it('lists the bundled codecs through the Worker itself, without an API key', async () => {
     const response = await exports.default.fetch(`${EDGE}/v1/models`);
-    const body = await response.json<{ codecs: { id: string; table_hash: string }[] }>();
-    const manifest = MANIFEST as { models: { id: string; kind: string; table_hash: string }[] };
+    const body = await response.json<{ codecs: { id: string; table_hash: string; legacy_table_hashes: string[] }[] }>();
+    const manifest = MANIFEST as { models: { id: string; kind: string; table_hash: string; legacy_tables?: { table_hash: string }[] }[] };
 
-    expect(body.codecs.map((c) => [c.id, c.table_hash])).toEqual(manifest.models.filter((m) => m.kind === 'codec').map((m) => [m.id, m.table_hash]));
+    expect(body.codecs.map((c) => [c.id, c.table_hash, c.legacy_table_hashes])).toEqual(
+      manifest.models.filter((m) => m.kind === 'codec').map((m) => [m.id, m.table_hash, (m.legacy_tables ?? []).map((l) => l.table_hash)]),
+    );
   });
 });

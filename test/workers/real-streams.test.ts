@@ -55,12 +55,18 @@ describe('real streams through POST /v1/analyze', () => {
   });
 
   const manifest = MANIFEST as { schema: number; models: { id: string; kind: string }[] };
-  const shipped = manifest.models.filter((m) => m.kind === 'codec').map((m) => m.id);
 
-  it.each(shipped)('a 256x192 stream coded with the real %s tables reaches the origin as its latents', async (id) => {
+  // Each codec's current tables, and every earlier version's it still decodes (streams archived in
+  // R2 before a table update, clients not yet updated).
+  const tableSets = (MANIFEST as { models: { id: string; kind: string; table_hash: string; legacy_tables?: { table_hash: string }[] }[] }).models
+    .filter((m) => m.kind === 'codec')
+    .flatMap((m) => [m.table_hash, ...(m.legacy_tables ?? []).map((l) => l.table_hash)].map((hash) => [m.id, hash] as const));
+
+  it.each(tableSets)('a 256x192 stream coded with the real %s tables %s reaches the origin as its latents', async (id, hash) => {
     const { registry, problems } = await loadRegistry({ ...manifest, models: [...manifest.models, classifierOn(id)] }, BUNDLED_TABLES);
     expect(problems).toEqual([]);
     const codec = registry.codec(id)!;
+    const tables = hash === codec.tableHash ? codec.tables : codec.legacyTables.get(hash)!;
     const shape = { channels: codec.channels, height: 192 / codec.stride, width: 256 / codec.stride };
     const { latents } = syntheticLatents(shape, { seed: 7, minScale: 0.05, maxScale: 4 });
     const stream = writeBitstream({
@@ -69,8 +75,8 @@ describe('real streams through POST /v1/analyze', () => {
       stride: codec.stride,
       channels: codec.channels,
       modelId: codec.id,
-      tableHash: codec.tableHash,
-      latents: encodeLatents(latents, shape, codec.tables),
+      tableHash: hash,
+      latents: encodeLatents(latents, shape, tables),
     });
     const edge = testEdge({ registry: async () => registry });
 

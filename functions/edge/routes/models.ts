@@ -17,6 +17,7 @@ export async function listModels(c: Context<AppEnv>): Promise<Response> {
       channels: m.channels,
       table_hash: m.tableHash,
       table_precision: m.tablePrecision,
+      legacy_table_hashes: m.legacyTableHashes,
     })),
     task_models: registry.taskModels.map((m) => ({
       id: m.id,
