@@ -145,11 +145,14 @@ async function loadCodec(entry: Record<string, unknown>, files: TableFiles): Pro
   const legacyTables = new Map<string, EntropyTables>();
   const legacy = entry.legacy_tables ?? [];
   if (!Array.isArray(legacy)) throw new Error('legacy_tables is not an array');
+  const analysis = (entry.files as { analysis?: { sha256?: unknown } } | undefined)?.analysis?.sha256;
   for (const [i, old] of (legacy as TableFileSpec[]).entries()) {
     const hash = text(old?.table_hash, `legacy_tables[${i}].table_hash`);
+    // Old tables decode old streams to the latents these transforms and task models expect only if
+    // the analysis transform is the one they were coded with.
+    if (old.analysis_sha256 !== analysis) throw new Error(`legacy_tables[${i}] belongs to another analysis transform`);
     legacyTables.set(hash, await loadTables(old, hash, channels, files, `legacy_tables[${i}]`));
   }
-  const analysis = (entry.files as { analysis?: { sha256?: unknown } } | undefined)?.analysis?.sha256;
   return {
     id, version, stride, channels, tableHash, tablePrecision: tables.precision, tables,
     legacyTables, legacyTableHashes: [...legacyTables.keys()],
@@ -161,6 +164,7 @@ interface TableFileSpec {
   path?: unknown;
   sha256?: unknown;
   table_hash?: unknown;
+  analysis_sha256?: unknown;
 }
 
 /** A bundled table file, checked against its manifest sha256 and table hash, parsed. */

@@ -93,6 +93,9 @@ export async function loadCodec(entry: CodecEntry, source: CodecSource): Promise
   const legacy = new Map<string, EntropyTables>();
   for (const file of source.legacyTables ? (entry.legacy_tables ?? []) : []) {
     const bytes = await readVerifiedFile(entry, `legacy tables ${file.version}`, file, source);
+    if (file.analysis_sha256 !== entry.files.analysis.sha256) {
+      throw new CodecError('MODEL_INTEGRITY', `Codec '${entry.id}': legacy tables ${file.version} belong to another analysis transform.`);
+    }
     if (file.sha256.slice(0, 16) !== file.table_hash) {
       throw new CodecError('MODEL_INTEGRITY', `Codec '${entry.id}': legacy table_hash ${file.table_hash} does not match its file.`);
     }

@@ -31,6 +31,8 @@ export interface CodecEntry {
 export interface LegacyTables extends ModelFile {
   version: string;
   table_hash: string;
+  /** The analysis transform the tables' streams were coded with: it must be the codec's current one. */
+  analysis_sha256: string;
 }
 
 export interface Manifest {

@@ -50,6 +50,27 @@ describe('loadRegistry', () => {
     expect(bad.problems[0]).toMatch(/^codec fixture-c4: fixture-c4\/tables.lst has sha256 [0-9a-f]{64}, the manifest says/);
   });
 
+  it("decodes an earlier version's tables only when they belong to the codec's analysis transform", async () => {
+    const { manifest, files, tables } = await testManifest();
+    const codec = manifest.models[0] as Record<string, unknown> & { files: Record<string, unknown> };
+    codec.files.analysis = { path: 'fixture-c4/analysis.onnx', sha256: 'a'.repeat(64), bytes: 1 };
+    const old = { version: '0.0.1', path: 'fixture-c4/tables-0.0.1.lst', sha256: tables.sha256, bytes: tables.bytes.length, table_hash: tables.tableHash };
+    const withOld = { ...files, 'fixture-c4/tables-0.0.1.lst': tables.bytes };
+
+    codec.legacy_tables = [{ ...old, analysis_sha256: 'a'.repeat(64) }];
+    const same = await loadRegistry(manifest, withOld);
+    expect(same.problems).toEqual([]);
+    expect(same.registry.codec('fixture-c4')!.legacyTableHashes).toEqual([tables.tableHash]);
+
+    codec.legacy_tables = [{ ...old, analysis_sha256: 'b'.repeat(64) }];
+    const other = await loadRegistry(manifest, withOld);
+    expect(other.problems[0]).toBe('codec fixture-c4: legacy_tables[0] belongs to another analysis transform');
+
+    codec.legacy_tables = [{ ...old, analysis_sha256: 'a'.repeat(64) }];
+    const missing = await loadRegistry(manifest, files);
+    expect(missing.problems[0]).toMatch(/tables-0\.0\.1\.lst is not bundled/);
+  });
+
   it('leaves out a task model trained on latents of another analysis transform than the codec shipped', async () => {
     const { manifest, files } = await testManifest([
       { id: 'stale', kind: 'classifier', version: '1', codec: 'fixture-c4', input: 'latent', labels: [{ id: 'a', name: 'A' }], training: { codec: { analysis_sha256: 'd'.repeat(64) } } },

@@ -260,7 +260,8 @@ def main():
         "sha256": entry["files"]["tables"]["sha256"],
         "bytes": entry["files"]["tables"]["bytes"],
         "table_hash": entry["table_hash"],
-        "note": "decode only: streams coded before this version (archived bitstreams, clients not yet updated)",
+        "analysis_sha256": entry["files"]["analysis"]["sha256"],
+        "note": "decode only: streams coded before this version with the same transforms (archived bitstreams, clients not yet updated)",
     })
     digest = hashlib.sha256(data).hexdigest()
     entry["files"]["tables"] = {"path": f"{args.codec}/tables.lst", "sha256": digest, "bytes": len(data)}
