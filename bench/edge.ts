@@ -45,9 +45,13 @@ interface Stream {
 }
 
 export async function benchEdge(): Promise<Record<string, unknown>> {
-  const manifest = JSON.parse(await readFile(join(MODELS, 'manifest.json'), 'utf8')) as { models: { kind: string; files: { tables: { path: string } } }[] };
+  const manifest = JSON.parse(await readFile(join(MODELS, 'manifest.json'), 'utf8')) as {
+    models: { kind: string; files: { tables: { path: string } }; legacy_tables?: { path: string }[] }[];
+  };
   const files: TableFiles = {};
-  for (const m of manifest.models.filter((e) => e.kind === 'codec')) files[m.files.tables.path] = new Uint8Array(await readFile(join(MODELS, m.files.tables.path)));
+  for (const m of manifest.models.filter((e) => e.kind === 'codec')) {
+    for (const { path } of [m.files.tables, ...(m.legacy_tables ?? [])]) files[path] = new Uint8Array(await readFile(join(MODELS, path)));
+  }
   const { registry, problems } = await loadRegistry(manifest, files);
   if (problems.length) throw new Error(`models/manifest.json: ${problems.join('; ')}`);
 
