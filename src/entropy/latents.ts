@@ -379,9 +379,9 @@ function decodeContextChannel4(
   st: DecodeState, values: Int16Array, c: number, height: number, width: number,
   tables: EntropyTables, ctx: TableContext, nonZero: Uint16Array, zBase: Uint16Array,
 ): void {
-  const { buckets, ends } = tables.compactLookup();
+  const { buckets, ends, cums } = tables.compactLookup();
   const packedMap = tables.compactLookup().packedMap as Int32Array;
-  const { cums, freqs, starts, offsets, sizes } = tables;
+  const { freqs, starts, offsets, sizes } = tables;
   const { states, words } = st;
   const { binBase, cap } = ctx;
   const p = tables.precision;
@@ -456,8 +456,8 @@ function decodeContextChannel(
   st: DecodeState, values: Int16Array, c: number, height: number, width: number,
   tables: EntropyTables, ctx: TableContext, nonZero: Uint16Array,
 ): void {
-  const { zeroCum, zeroFreq, buckets, ends } = tables.compactLookup();
-  const { cums, freqs, starts, offsets, sizes } = tables;
+  const { zeroCum, zeroFreq, buckets, ends, cums } = tables.compactLookup();
+  const { freqs, starts, offsets, sizes } = tables;
   const { states, words } = st;
   const { map, binBase, cap } = ctx;
   const p = tables.precision;

@@ -98,7 +98,9 @@ export interface CompactLookup {
   /** Per table, per slot >> (precision - BUCKET_BITS): the symbol holding the bucket's first slot. */
   buckets: Uint16Array;
   /** cum + freq of every symbol, laid out as `freqs`: a scan stops at the first end > slot. */
-  ends: Uint32Array;
+  ends: Int32Array;
+  /** `cums` as int32, so that the hot loop stays in integer arithmetic. */
+  cums: Int32Array;
   /**
    * When precision <= 12 and there are at most 256 tables: per (channel, context), as in the
    * context map, table << 24 | zero's cum << 12 | zero's freq, so that a zero costs one load.
@@ -107,7 +109,7 @@ export interface CompactLookup {
 }
 
 /** Buckets per table in the compact lookup. */
-export const BUCKET_BITS = 6;
+export const BUCKET_BITS = 8;
 
 /**
  * A validated set of quantised frequency tables.
@@ -200,8 +202,9 @@ export class EntropyTables {
     const zeroCum = new Int32Array(this.count);
     const zeroFreq = new Int32Array(this.count);
     const buckets = new Uint16Array(this.count << BUCKET_BITS);
-    const ends = new Uint32Array(this.freqs.length);
-    for (let i = 0; i < ends.length; i++) ends[i] = this.cums[i] + this.freqs[i];
+    const ends = new Int32Array(this.freqs.length);
+    const cums = Int32Array.from(this.cums);
+    for (let i = 0; i < ends.length; i++) ends[i] = cums[i] + this.freqs[i];
     for (let t = 0; t < this.count; t++) {
       const start = this.starts[t];
       const zero = -this.offsets[t];
@@ -223,7 +226,7 @@ export class EntropyTables {
         packedMap[i] = (t << 24) | (zeroCum[t] << 12) | zeroFreq[t];
       }
     }
-    return { zeroCum, zeroFreq, buckets, ends, packedMap };
+    return { zeroCum, zeroFreq, buckets, ends, cums, packedMap };
   }
 
   #buildDecodeLookup(): DecodeLookup {
