@@ -72,7 +72,9 @@ export async function benchEntropy(): Promise<Record<string, unknown>> {
 /**
  * The same measurement on real latents: every Kodak image encoded by each shipped codec (the real
  * analysis transform and tables), then the validate-free entropy decode timed alone (median of 5
- * per image; the figure is the median over images). Data folder: $LATENTSIGHT_DATA, else ../shared/data.
+ * per image; the figure is the median over images). Where a codec keeps earlier tables
+ * (`legacy_tables`), the same latents are also coded with the newest of them and timed interleaved:
+ * the baseline for the current coder, with its size. Data folder: $LATENTSIGHT_DATA, else ../shared/data.
  */
 async function benchKodak(): Promise<Record<string, unknown>> {
   const dir = join(process.env.LATENTSIGHT_DATA ?? '../shared/data', 'kodak');
@@ -81,8 +83,12 @@ async function benchKodak(): Promise<Record<string, unknown>> {
   const out: Record<string, unknown> = {};
   for (const entry of (await readManifest()).models.filter((m) => m.kind === 'codec')) {
     const codec = await loadCodecFromDir(undefined, entry.id);
+    const legacyHash = codec.legacyTableHashes[0];
+    const legacy = legacyHash === undefined ? undefined : codec.tablesFor(legacyHash);
     const perImage: number[] = [];
+    const legacyPerImage: number[] = [];
     let bytes = 0;
+    let legacyBytes = 0;
     let ideal = 0;
     let symbols = 0;
     for (const path of paths) {
@@ -90,8 +96,17 @@ async function benchKodak(): Promise<Record<string, unknown>> {
       const { channels, latentHeight: height, latentWidth: width } = stream.header;
       const shape = { channels, height, width };
       const latents = decodeLatents(stream.latents, shape, codec.tables);
-      perImage.push(median(timeRuns(() => decodeLatents(stream.latents, shape, codec.tables, latents), 5, 1)));
+      const old = legacy && encodeLatents(latents, shape, legacy);
+      const times: number[] = [];
+      const legacyTimes: number[] = [];
+      for (let rep = 0; rep < 5; rep++) {
+        times.push(...timeRuns(() => decodeLatents(stream.latents, shape, codec.tables, latents), 1, rep === 0 ? 1 : 0));
+        if (legacy && old) legacyTimes.push(...timeRuns(() => decodeLatents(old, shape, legacy, latents), 1, rep === 0 ? 1 : 0));
+      }
+      perImage.push(median(times));
+      if (legacyTimes.length) legacyPerImage.push(median(legacyTimes));
       bytes += stream.latents.length;
+      legacyBytes += old?.length ?? 0;
       ideal += idealBits(latents, shape, codec.tables) / 8;
       symbols += latents.length;
     }
@@ -104,6 +119,15 @@ async function benchKodak(): Promise<Record<string, unknown>> {
       decode_msym_s: round(symbols / paths.length / ms / 1000, 1),
       bits_per_symbol: round((bytes * 8) / symbols, 3),
       overhead_pct: round(((bytes - ideal) / ideal) * 100, 3),
+      ...(legacy && {
+        legacy_tables: {
+          table_hash: legacyHash,
+          decode_ms_per_image: round(median(legacyPerImage), 3),
+          bits_per_symbol: round((legacyBytes * 8) / symbols, 3),
+          decode_time_ratio: round(ms / median(legacyPerImage), 2),
+          size_ratio: round(bytes / legacyBytes, 3),
+        },
+      }),
     };
   }
   return out;

@@ -192,7 +192,7 @@ export class EntropyTables {
     return (this.#decode ??= this.#buildDecodeLookup());
   }
 
-  /** The context decoder's lookups, built on first use (count x 136 bytes + 4 per symbol) and kept. */
+  /** The context decoder's lookups, built on first use (count x 520 bytes + 8 per symbol) and kept. */
   compactLookup(): CompactLookup {
     return (this.#compact ??= this.#buildCompactLookup());
   }
