@@ -287,6 +287,7 @@ export function decodeLatents(body: Uint8Array, shape: LatentShape, tables: Entr
   // Coder 2: per position, how many earlier channels were non-zero there, and its context term.
   const nonZero = ctx ? new Uint16Array(n) : undefined;
   const zBase = ctx ? new Uint16Array(n) : undefined;
+  const pre = ctx ? new Uint16Array(n) : undefined;
   const fast4 = lanes === 4 && ctx !== undefined && tables.compactLookup().packedMap !== undefined;
   for (let c = 0; c < channels; c++) {
     const first = c * n;
@@ -294,8 +295,8 @@ export function decodeLatents(body: Uint8Array, shape: LatentShape, tables: Entr
       if (out) values.fill(0, first, first + n);
       continue;
     }
-    if (ctx && nonZero && zBase) {
-      if (fast4) decodeContextChannel4(st, values, c, shape.height, shape.width, tables, ctx, nonZero, zBase);
+    if (ctx && nonZero && zBase && pre) {
+      if (fast4) decodeContextChannel4(st, values, c, shape.height, shape.width, tables, ctx, nonZero, zBase, pre);
       else decodeContextChannel(st, values, c, shape.height, shape.width, tables, ctx, nonZero);
       if (st.pos > wordCount) throw corrupt('it ends before the last symbol');
       continue;
@@ -369,15 +370,17 @@ function decodeChannel4(
 
 /**
  * Coder 2's hot path: four lanes, precision <= 12, at most 256 tables. The lane states rotate
- * through locals (symbol k of a channel uses lane k mod 4), |left| stays in a register, and a zero
- * value (most of them) costs one load beyond its neighbours: `packedMap` gives the table and its
- * zero's slot range together. Per position, `zBase` holds the context's first term (the binned
- * count of earlier non-zero channels), updated only when a value is non-zero. Escapes as in the
- * general loop; the position is checked after each row and each escape.
+ * through locals (symbol k of a channel uses lane k mod 4) and |left| stays in a register. A value
+ * whose left neighbour is zero (nearly all) finds its context in one load: `pre` holds, per
+ * position, the binned count of earlier non-zero channels plus min(|up|, cap), set from `zBase` at
+ * the start of the channel and raised only where a value above was non-zero. `packedMap` then gives
+ * the table and its zero's slot range together, so a zero costs two loads. Values are zero-filled
+ * up front; a non-zero value updates `values`, `zBase` (for the next channel) and `pre` (for the
+ * next row). Escapes as in the general loop; the position is checked after each row and escape.
  */
 function decodeContextChannel4(
   st: DecodeState, values: Int16Array, c: number, height: number, width: number,
-  tables: EntropyTables, ctx: TableContext, nonZero: Uint16Array, zBase: Uint16Array,
+  tables: EntropyTables, ctx: TableContext, nonZero: Uint16Array, zBase: Uint16Array, pre: Uint16Array,
 ): void {
   const { buckets, ends, cums } = tables.compactLookup();
   const packedMap = tables.compactLookup().packedMap as Int32Array;
@@ -392,22 +395,24 @@ function decodeContextChannel4(
   const mapBase = c * ctx.contexts;
   let x0 = states[0], x1 = states[1], x2 = states[2], x3 = states[3];
   let pos = st.pos;
-  // Zeros are written up front, so that a zero (most values) stores nothing.
   values.fill(0, first, first + n);
+  pre.set(zBase);
   for (let row = 0, i = 0; row < height; row++) {
     let left = 0;
     // On the first row `up` reads a zero row: the channel's own last row, zero until it is decoded.
     const up = row > 0 ? -width : n - width;
     for (let col = 0; col < width; col++, i++) {
-      const o = first + i;
-      const u = values[o + up];
-      let a = left + (u < 0 ? -u : u);
-      if (a > cap) a = cap;
-      const e = packedMap[mapBase + zBase[i] + a];
+      let k = pre[i];
+      if (left !== 0) {
+        const u = values[first + i + up];
+        let a = left + (u < 0 ? -u : u);
+        if (a > cap) a = cap;
+        k = zBase[i] + a;
+      }
+      const e = packedMap[mapBase + k];
       let x = x0;
       const slot = x & mask;
       const zc = (e >>> 12) & 0xfff;
-      let v = 0;
       if ((slot - zc) >>> 0 < (e & 0xfff)) {
         x = (Math.imul(e & 0xfff, x >>> p) + slot - zc) | 0;
         if (x >>> 16 === 0) x = (x << 16) | words[pos++];
@@ -419,7 +424,7 @@ function decodeContextChannel4(
         while (ends[base + s] <= slot) s++;
         x = (Math.imul(freqs[base + s], x >>> p) + slot - cums[base + s]) | 0;
         if (x >>> 16 === 0) x = (x << 16) | words[pos++];
-        v = offsets[t] + s;
+        let v = offsets[t] + s;
         if (s === sizes[t] - 1) {
           st.pos = pos;
           x = decodeEscape(st, x, p);
@@ -429,10 +434,15 @@ function decodeContextChannel4(
           v = d & 1 ? offsets[t] - 1 - (d >>> 1) : offsets[t] + sizes[t] - 1 + (d >>> 1);
           if (v < -32768 || v > 32767) throw corrupt('an escaped value is outside int16');
         }
-        values[o] = v;
-        left = v < 0 ? -v : v;
         // A table without 0 escapes it: this branch can decode a zero too.
-        if (v !== 0) zBase[i] = binBase[++nonZero[i]];
+        if (v !== 0) {
+          values[first + i] = v;
+          left = v < 0 ? -v : v;
+          zBase[i] = binBase[++nonZero[i]];
+          if (row + 1 < height) pre[i + width] += left > cap ? cap : left;
+        } else {
+          left = 0;
+        }
       }
       x0 = x1; x1 = x2; x2 = x3; x3 = x;
     }
