@@ -221,7 +221,7 @@ interface DecodeState {
   /** Words actually present; `pos` past it means the payload was too short. */
   wordCount: number;
   pos: number;
-  /** The distance the last escape carried (`decodeEscape`). */
+  /** The value the last escape carried (`decodeEscape`). */
   escaped: number;
 }
 
@@ -427,12 +427,10 @@ function decodeContextChannel4(
         let v = offsets[t] + s;
         if (s === sizes[t] - 1) {
           st.pos = pos;
-          x = decodeEscape(st, x, p);
+          x = decodeEscape(st, x, p, offsets[t], offsets[t] + sizes[t] - 2);
           pos = st.pos;
           if (pos > st.wordCount) break;
-          const d = st.escaped;
-          v = d & 1 ? offsets[t] - 1 - (d >>> 1) : offsets[t] + sizes[t] - 1 + (d >>> 1);
-          if (v < -32768 || v > 32767) throw corrupt('an escaped value is outside int16');
+          v = st.escaped;
         }
         // A table without 0 escapes it: this branch can decode a zero too.
         if (v !== 0) {
@@ -504,12 +502,10 @@ function decodeContextChannel(
       if (x >>> 16 === 0) x = (x << 16) | words[pos++];
       if (escaped) {
         st.pos = pos;
-        x = decodeEscape(st, x, p);
+        x = decodeEscape(st, x, p, offsets[t], offsets[t] + sizes[t] - 2);
         pos = st.pos;
         if (pos > st.wordCount) return;
-        const d = st.escaped;
-        v = d & 1 ? offsets[t] - 1 - (d >>> 1) : offsets[t] + sizes[t] - 1 + (d >>> 1);
-        if (v < -32768 || v > 32767) throw corrupt('an escaped value is outside int16');
+        v = st.escaped;
       }
       values[o] = v;
       if (v !== 0) nonZero[i]++;
@@ -542,10 +538,9 @@ function decodeChannelAnyLanes(
     if (x >>> 16 === 0) x = (x << 16) | words[pos++];
     if (v === esc) {
       st.pos = pos;
-      x = decodeEscape(st, x, p);
+      x = decodeEscape(st, x, p, lookup.lows[c], lookup.highs[c]);
       pos = st.pos;
-      v = st.escaped & 1 ? lookup.lows[c] - 1 - (st.escaped >>> 1) : lookup.highs[c] + 1 + (st.escaped >>> 1);
-      if (v < -32768 || v > 32767) throw corrupt('an escaped value is outside int16');
+      v = st.escaped;
     }
     if (pos > st.wordCount) break;
     values[o] = v;
@@ -557,10 +552,11 @@ function decodeChannelAnyLanes(
 
 /**
  * The payload of an escape, after its symbol: (nibbles - 1), then the nibbles, least significant
- * first, each uniform over 2^(P-4) slots, in the symbol's lane. Returns the lane's state and leaves
- * the distance in `st.escaped`.
+ * first, each uniform over 2^(P-4) slots, in the symbol's lane; the distance d lands beyond the
+ * table's range lo..hi (even d above hi, odd below lo). Returns the lane's state and leaves the
+ * value in `st.escaped`.
  */
-function decodeEscape(st: DecodeState, x: number, p: number): number {
+function decodeEscape(st: DecodeState, x: number, p: number, lo: number, hi: number): number {
   const { words } = st;
   const mask = (1 << p) - 1;
   const shift = p - ESCAPE_NIBBLE_BITS;
@@ -580,7 +576,9 @@ function decodeEscape(st: DecodeState, x: number, p: number): number {
       if (i > 0 && i === count - 1 && nibble === 0) throw corrupt('an escape is not minimally coded');
     }
   }
+  const v = distance & 1 ? lo - 1 - (distance >>> 1) : hi + 1 + (distance >>> 1);
+  if (v < -32768 || v > 32767) throw corrupt('an escaped value is outside int16');
   st.pos = pos;
-  st.escaped = distance;
+  st.escaped = v;
   return x;
 }
