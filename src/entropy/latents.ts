@@ -370,13 +370,14 @@ function decodeChannel4(
 
 /**
  * Coder 2's hot path: four lanes, precision <= 12, at most 256 tables. The lane states rotate
- * through locals (symbol k of a channel uses lane k mod 4) and |left| stays in a register. A value
- * whose left neighbour is zero (nearly all) finds its context in one load: `pre` holds, per
- * position, the binned count of earlier non-zero channels plus min(|up|, cap), set from `zBase` at
- * the start of the channel and raised only where a value above was non-zero. `packedMap` then gives
- * the table and its zero's slot range together, so a zero costs two loads. Values are zero-filled
- * up front; a non-zero value updates `values`, `zBase` (for the next channel) and `pre` (for the
- * next row). Escapes as in the general loop; the position is checked after each row and escape.
+ * through locals (symbol k of a channel uses lane k mod 4). Every value finds its context in one
+ * load: `pre` holds, per position, the binned count of earlier non-zero channels plus
+ * min(|up| + |left|, cap). It is set from `zBase` at the start of the channel, and only a non-zero
+ * value changes it: the position below gains its |value|, and the position to its right is rebuilt
+ * with it as |left|. `packedMap` then gives the table and its zero's slot range together, so a zero
+ * (nearly all values) costs two loads and no store (values are zero-filled up front). A non-zero
+ * value also updates `zBase` for the next channel. Escapes as in the general loop; the position is
+ * checked after each row and escape.
  */
 function decodeContextChannel4(
   st: DecodeState, values: Int16Array, c: number, height: number, width: number,
@@ -398,25 +399,16 @@ function decodeContextChannel4(
   values.fill(0, first, first + n);
   pre.set(zBase);
   for (let row = 0, i = 0; row < height; row++) {
-    let left = 0;
     // On the first row `up` reads a zero row: the channel's own last row, zero until it is decoded.
     const up = row > 0 ? -width : n - width;
     for (let col = 0; col < width; col++, i++) {
-      let k = pre[i];
-      if (left !== 0) {
-        const u = values[first + i + up];
-        let a = left + (u < 0 ? -u : u);
-        if (a > cap) a = cap;
-        k = zBase[i] + a;
-      }
-      const e = packedMap[mapBase + k];
+      const e = packedMap[mapBase + pre[i]];
       let x = x0;
       const slot = x & mask;
       const zc = (e >>> 12) & 0xfff;
       if ((slot - zc) >>> 0 < (e & 0xfff)) {
         x = (Math.imul(e & 0xfff, x >>> p) + slot - zc) | 0;
         if (x >>> 16 === 0) x = (x << 16) | words[pos++];
-        left = 0;
       } else {
         const t = e >>> 24;
         const base = starts[t];
@@ -435,11 +427,15 @@ function decodeContextChannel4(
         // A table without 0 escapes it: this branch can decode a zero too.
         if (v !== 0) {
           values[first + i] = v;
-          left = v < 0 ? -v : v;
+          const left = v < 0 ? -v : v;
           zBase[i] = binBase[++nonZero[i]];
+          // The next row's context gains |up|; the next value's is rebuilt with this |left|.
           if (row + 1 < height) pre[i + width] += left > cap ? cap : left;
-        } else {
-          left = 0;
+          if (col + 1 < width) {
+            const u = values[first + i + 1 + up];
+            const a = left + (u < 0 ? -u : u);
+            pre[i + 1] = zBase[i + 1] + (a > cap ? cap : a);
+          }
         }
       }
       x0 = x1; x1 = x2; x2 = x3; x3 = x;
