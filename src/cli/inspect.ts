@@ -42,7 +42,10 @@ export async function inspectCommand(args: readonly string[], io: CliIo): Promis
     print(); // an unknown codec still has a readable header
     return EXIT_OK;
   }
-  report.codec = { id: codec.id, version: codec.version, tableHash: codec.tableHash };
+  // Which of the codec's table sets the stream was coded with: its current one or an earlier version's.
+  const legacy = codec.entry.legacy_tables?.find((l) => l.table_hash === header.tableHash);
+  const streamTables = header.tableHash === codec.tableHash ? 'current' : legacy ? `legacy ${legacy.version}` : 'other';
+  report.codec = { id: codec.id, version: codec.version, tableHash: codec.tableHash, streamTables };
   try {
     const { latents } = decodeBitstreamLatents(bytes, codec);
     const shape = { channels: header.channels, height: header.latentHeight, width: header.latentWidth };

@@ -5,7 +5,8 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseBitstream, writeBitstream } from '../../src/bitstream/index.ts';
 import { type CliIo, runCli } from '../../src/cli/index.ts';
-import { readImageFile } from '../../src/codec/node.ts';
+import { decodeBitstreamLatents, loadCodecFromDir, readImageFile } from '../../src/codec/node.ts';
+import { encodeLatents } from '../../src/entropy/index.ts';
 
 const crop = fileURLToPath(new URL('../fixtures/kodim23-64x48.png', import.meta.url));
 
@@ -46,8 +47,28 @@ describe('latentsight encode, decode and inspect', () => {
     const report = JSON.parse(r.out);
     expect(report.header).toMatchObject({ width: 64, height: 48, stride: 8, channels: 64, modelId: 'ls-f8-q2' });
     expect(report.bpp).toBeCloseTo((report.bytes * 8) / (64 * 48));
-    expect(report.codec.id).toBe('ls-f8-q2');
+    expect(report.codec).toMatchObject({ id: 'ls-f8-q2', streamTables: 'current' });
     expect(report.latents.elements).toBe(64 * 6 * 8);
+  });
+
+  it("decodes and inspects a stream coded with the codec's earlier tables (legacy_tables)", async () => {
+    const codec = await loadCodecFromDir(undefined, 'ls-f8-q2', { threads: 1 });
+    const [hash] = codec.legacyTableHashes;
+    const current = await readFile(stream);
+    const { header, latents } = decodeBitstreamLatents(current, codec);
+    const shape = { channels: header.channels, height: header.latentHeight, width: header.latentWidth };
+    const old = join(dir, 'legacy.lsb');
+    await writeFile(old, writeBitstream({ ...header, tableHash: hash, latents: encodeLatents(latents, shape, codec.tablesFor(hash)!) }));
+    await codec.release();
+
+    const inspected = JSON.parse((await cli('inspect', old)).out);
+    expect(inspected.header.tableHash).toBe(hash);
+    expect(inspected.codec.streamTables).toMatch(/^legacy \d+\.\d+\.\d+$/);
+    expect(inspected.latents).toEqual(JSON.parse((await cli('inspect', stream)).out).latents);
+    const [png, reference] = [join(dir, 'legacy.png'), join(dir, 'current.png')];
+    expect(await cli('decode', old, '-o', png)).toMatchObject({ code: 0, err: '' });
+    expect(await cli('decode', stream, '-o', reference)).toMatchObject({ code: 0, err: '' });
+    expect(await readFile(png)).toEqual(await readFile(reference));
   });
 
   it.each(['encode', 'decode', 'inspect'])('prints help for %s on stdout and exits 0', async (command) => {
