@@ -189,6 +189,39 @@ def bits_of(sets, ts, limit=0):
     return total, values
 
 
+def zero_blocks(sets, ts, block=8):
+    """For the next coder: of the row segments of ``block`` values in coded channels, the fraction
+    that are all zero, and the bits ``ts`` spends on them (what a zero-block flag would have to beat)."""
+    ctx = ts.context
+    k_count = (len(ctx.edges) + 1) * (ctx.cap + 1)
+    tmap = np.asarray(ctx.table_map)
+    width = max(len(t.freqs) for t in ts.tables)
+    logf = np.zeros((len(ts.tables), width))
+    for i, t in enumerate(ts.tables):
+        logf[i, :len(t.freqs)] = -np.log2(np.asarray(t.freqs) / (1 << ts.precision))
+    lows = np.array([t.low for t in ts.tables])
+    highs = np.array([t.high for t in ts.tables])
+    blocks = zero = 0
+    bits = 0.0
+    for _, arr in sets:
+        for s in range(0, len(arr), CHUNK):
+            y = np.asarray(arr[s:s + CHUNK], dtype=np.int32)
+            n, c, h, w = y.shape
+            cut = w - w % block
+            t = tmap[np.arange(c)[None, :, None, None] * k_count + contexts(y, ctx.edges, ctx.cap)]
+            # a zero outside its table's range would be an escape; these tables all hold 0
+            zero_ok = (lows[t] <= 0) & (highs[t] >= 0)
+            zbits = np.where((y == 0) & zero_ok, logf[t, np.clip(-lows[t], 0, width - 1)], 0.0)
+            coded = (y != 0).reshape(n, c, -1).any(-1)
+            seg = y[..., :cut].reshape(n, c, h, cut // block, block)
+            all_zero = ~(seg != 0).any(-1) & coded[:, :, None, None]
+            blocks += int(coded.sum()) * h * (cut // block)
+            zero += int(all_zero.sum())
+            bits += float(zbits[..., :cut].reshape(n, c, h, cut // block, block).sum(-1)[all_zero].sum())
+    return {"block": block, "all_zero_fraction": round(zero / max(blocks, 1), 4),
+            "bits_per_all_zero_block": round(bits / max(zero, 1), 4)}
+
+
 def pixels_of(sets, limit=0):
     return sum((len(a) if not limit else min(limit, len(a))) * a.shape[2] * a.shape[3] * 64 for _, a in sets)
 
@@ -204,6 +237,8 @@ def main():
     ap.add_argument("--sweep", action="store_true", help="compare a few configurations on val, write nothing")
     ap.add_argument("--write", action="store_true", help="write models/<codec>/tables.lst and the manifest entry")
     ap.add_argument("--version", help="the codec's new version (required with --write)")
+    ap.add_argument("--zero-blocks", action="store_true",
+                    help="report, for the shipped context tables, the all-zero row segments on val and their bits")
     args = ap.parse_args()
 
     models = os.path.join(REPO, "models")
@@ -212,6 +247,12 @@ def main():
     entry = next(m for m in manifest["models"] if m["id"] == args.codec and m["kind"] == "codec")
     old_path = os.path.join(models, entry["files"]["tables"]["path"])
     old = TableSet.from_bytes(open(old_path, "rb").read())
+    if args.zero_blocks:
+        if old.context is None:
+            sys.exit(f"{old_path} has no context section")
+        for name, arr in load_sets(args.cache_dir, args.codec, ["imagenette-val", "camvid-val"]):
+            print(json.dumps({"set": name, **zero_blocks([(name, arr)], old)}), flush=True)
+        return
     if old.context is not None:
         sys.exit(f"{old_path} is already a context table set")
     channels = entry["channels"]
