@@ -2,6 +2,7 @@
 
     python3 training/tasks/latents.py --codec-onnx models/ls-f8-q2 --steps source,latents   # once
     python3 training/codec/context_tables.py --codec ls-f8-q2 --write --version 0.3.0
+    python3 training/codec/context_tables.py --codec ls-f8-q2 --zero-blocks    # all-zero segments on val
 
 The codec's transforms stay as they are: the latents, and so every task model trained on them,
 do not change. Only how the latents are entropy-coded does. Each latent value is coded with a
