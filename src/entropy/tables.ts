@@ -236,7 +236,7 @@ export class EntropyTables {
     const sentinels = new Int32Array(this.count);
     const lows = new Int32Array(this.count);
     const highs = new Int32Array(this.count);
-    // The one-load lookup serves coder 1's unrolled loop; the context coder reads `packed` and `values`.
+    // The one-load lookup serves coder 1's unrolled loop; coder 2 decodes with `compactLookup()`.
     const fastFits = !this.context && p <= FAST_MAX_PRECISION && Math.max(...this.sizes) <= FAST_MAX_SYMBOLS;
     const fast = fastFits ? new Int32Array(this.count << p) : undefined;
     for (let t = 0; t < this.count; t++) {
@@ -279,7 +279,7 @@ function checkContext(spec: ContextSpec, tableCount: number): TableContext {
   for (let i = 0; i < map.length; i++) {
     if (map[i] !== spec.map[i] || map[i] >= tableCount) throw fail(`map entry ${i} names table ${spec.map[i]} of ${tableCount}`);
   }
-  // z counts earlier channels, so it is at most channels - 1 when it is used (channels after the last count up to channels).
+  // z counts earlier channels: at most channels - 1 where it is used, channels after the last value.
   const binBase = new Uint16Array(channels + 1);
   for (let z = 0, bin = 0; z <= channels; z++) {
     while (bin < edges.length && edges[bin] <= z) bin++;
