@@ -5,7 +5,7 @@
 import { type Bitstream, BitstreamError, type BitstreamHeader, type Limits, parseBitstream } from '../../src/bitstream/index.ts';
 import { decodeLatents } from '../../src/entropy/index.ts';
 import { ProblemError } from './problem.ts';
-import type { CodecModel, ModelRegistry } from './registry.ts';
+import { type CodecModel, type ModelRegistry, tablesFor } from './registry.ts';
 
 /**
  * The codec that decodes a stream with this header. Throws `UNKNOWN_MODEL` or `TABLE_MISMATCH`, or
@@ -18,7 +18,7 @@ import type { CodecModel, ModelRegistry } from './registry.ts';
 export function codecFor(header: BitstreamHeader, registry: ModelRegistry): CodecModel {
   const codec = registry.codec(header.modelId);
   if (!codec) throw new BitstreamError('UNKNOWN_MODEL', `Codec model "${header.modelId}" is not served here; see GET /v1/models.`);
-  if (codec.tableHash !== header.tableHash && !codec.legacyTables.has(header.tableHash)) {
+  if (!tablesFor(codec, header.tableHash)) {
     throw new BitstreamError(
       'TABLE_MISMATCH',
       `The stream was coded with entropy tables ${header.tableHash}, but codec "${codec.id}" has ${codec.tableHash}; update the client's codec.`,
@@ -54,8 +54,7 @@ export function checkStream(bytes: Uint8Array, registry: ModelRegistry, limits: 
  */
 export function decodeStreamLatents(stream: Bitstream, codec: CodecModel): Int16Array {
   const { channels, latentHeight: height, latentWidth: width } = stream.header;
-  // codecFor accepted the hash: the current tables or an earlier version's.
-  const tables = stream.header.tableHash === codec.tableHash ? codec.tables : codec.legacyTables.get(stream.header.tableHash);
+  const tables = tablesFor(codec, stream.header.tableHash);
   if (!tables) throw new BitstreamError('TABLE_MISMATCH', `Codec "${codec.id}" has no tables ${stream.header.tableHash}.`);
   return decodeLatents(stream.latents, { channels, height, width }, tables);
 }

@@ -30,6 +30,17 @@ export interface CodecModel {
   analysisSha256?: string;
 }
 
+/**
+ * The tables that decode a stream coded with `tableHash`: the codec's current ones or an earlier
+ * version's (`legacy_tables`); undefined for any other hash.
+ *
+ * @example
+ * const tables = tablesFor(codec, header.tableHash)
+ */
+export function tablesFor(codec: CodecModel, tableHash: string): EntropyTables | undefined {
+  return tableHash === codec.tableHash ? codec.tables : codec.legacyTables.get(tableHash);
+}
+
 /** One output class of a task model; `index` is its value in the model's output. */
 export interface Label {
   index: number;

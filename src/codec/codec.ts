@@ -52,11 +52,7 @@ export async function sha256Hex(bytes: Uint8Array): Promise<string> {
   return hex;
 }
 
-async function readVerified(entry: CodecEntry, role: keyof CodecEntry['files'], source: CodecSource): Promise<Uint8Array> {
-  return readVerifiedFile(entry, role, entry.files[role], source);
-}
-
-async function readVerifiedFile(entry: CodecEntry, role: string, file: ModelFile, source: CodecSource): Promise<Uint8Array> {
+async function readVerified(entry: CodecEntry, role: string, file: ModelFile, source: CodecSource): Promise<Uint8Array> {
   let bytes: Uint8Array;
   try {
     bytes = await source.readFile(file.path);
@@ -85,27 +81,19 @@ async function readVerifiedFile(entry: CodecEntry, role: string, file: ModelFile
  * const bytes = await encodeImage(image, codec)
  */
 export async function loadCodec(entry: CodecEntry, source: CodecSource): Promise<Codec> {
-  const tableBytes = await readVerified(entry, 'tables', source);
-  if (entry.files.tables.sha256.slice(0, 16) !== entry.table_hash) {
-    throw new CodecError('MODEL_INTEGRITY', `Codec '${entry.id}': table_hash ${entry.table_hash} does not match its table file.`);
-  }
-  const tables = parseCodecTables(entry, tableBytes);
+  const tables = await loadTables(entry, 'tables', entry.files.tables, entry.table_hash, source);
   const legacy = new Map<string, EntropyTables>();
   for (const file of source.legacyTables ? (entry.legacy_tables ?? []) : []) {
-    const bytes = await readVerifiedFile(entry, `legacy tables ${file.version}`, file, source);
     if (file.analysis_sha256 !== entry.files.analysis.sha256) {
       throw new CodecError('MODEL_INTEGRITY', `Codec '${entry.id}': legacy tables ${file.version} belong to another analysis transform.`);
     }
-    if (file.sha256.slice(0, 16) !== file.table_hash) {
-      throw new CodecError('MODEL_INTEGRITY', `Codec '${entry.id}': legacy table_hash ${file.table_hash} does not match its file.`);
-    }
-    legacy.set(file.table_hash, parseCodecTables(entry, bytes));
+    legacy.set(file.table_hash, await loadTables(entry, `legacy tables ${file.version}`, file, file.table_hash, source));
   }
   const sessions = new Map<string, Promise<ModelSession>>();
   const session = (role: 'analysis' | 'synthesis') => {
     let s = sessions.get(role);
     if (!s) {
-      s = readVerified(entry, role, source).then((bytes) => source.runtime.load(bytes));
+      s = readVerified(entry, role, entry.files[role], source).then((bytes) => source.runtime.load(bytes));
       // A failed load is not cached: the next call tries again.
       s.catch(() => sessions.delete(role));
       sessions.set(role, s);
@@ -133,7 +121,12 @@ export async function loadCodec(entry: CodecEntry, source: CodecSource): Promise
   };
 }
 
-function parseCodecTables(entry: CodecEntry, bytes: Uint8Array): EntropyTables {
+/** A table file: its manifest hash checked against `tableHash` before reading, then read, verified and parsed. */
+async function loadTables(entry: CodecEntry, role: string, file: ModelFile, tableHash: string, source: CodecSource): Promise<EntropyTables> {
+  if (file.sha256.slice(0, 16) !== tableHash) {
+    throw new CodecError('MODEL_INTEGRITY', `Codec '${entry.id}': table_hash ${tableHash} does not match its ${role} file.`);
+  }
+  const bytes = await readVerified(entry, role, file, source);
   let tables: EntropyTables;
   try {
     tables = parseTables(bytes);

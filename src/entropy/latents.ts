@@ -284,26 +284,26 @@ export function decodeLatents(body: Uint8Array, shape: LatentShape, tables: Entr
   const values = out ?? new Int16Array(total);
   // Coder 1's lookups; coder 2 builds its own compact ones.
   const lookup = ctx ? undefined : tables.decodeLookup();
-  // Coder 2: per position, how many earlier channels were non-zero there, and its context term.
+  // Coder 2: per position, how many earlier channels were non-zero there; the 4-lane path also
+  // keeps that count's context term (`zBase`) and the whole context (`pre`).
   const nonZero = ctx ? new Uint16Array(n) : undefined;
-  const zBase = ctx ? new Uint16Array(n) : undefined;
-  const pre = ctx ? new Uint16Array(n) : undefined;
-  const fast4 = lanes === 4 && ctx !== undefined && tables.compactLookup().packedMap !== undefined;
+  const fast4 = ctx !== undefined && lanes === 4 && tables.compactLookup().packedMap !== undefined;
+  const zBase = fast4 ? new Uint16Array(n) : undefined;
+  const pre = fast4 ? new Uint16Array(n) : undefined;
+  const { height, width } = shape;
   for (let c = 0; c < channels; c++) {
     const first = c * n;
     if (body[2 + (c >> 3)] & (1 << (c & 7))) {
       if (out) values.fill(0, first, first + n);
       continue;
     }
-    if (ctx && nonZero && zBase && pre) {
-      if (fast4) decodeContextChannel4(st, values, c, shape.height, shape.width, tables, ctx, nonZero, zBase, pre);
-      else decodeContextChannel(st, values, c, shape.height, shape.width, tables, ctx, nonZero);
-      if (st.pos > wordCount) throw corrupt('it ends before the last symbol');
-      continue;
+    if (ctx && nonZero) {
+      if (zBase && pre) decodeContextChannel4(st, values, c, height, width, tables, ctx, nonZero, zBase, pre);
+      else decodeContextChannel(st, values, c, height, width, tables, ctx, nonZero);
+    } else if (lookup) {
+      const done = lanes === 4 && lookup.fast ? decodeChannel4(st, values, first, n, c, tables.precision, lookup) : first;
+      decodeChannelAnyLanes(st, values, done, first + n, first, c, tables.precision, lookup);
     }
-    if (!lookup) continue;
-    const done = lanes === 4 && lookup.fast ? decodeChannel4(st, values, first, n, c, tables.precision, lookup) : first;
-    decodeChannelAnyLanes(st, values, done, first + n, first, c, tables.precision, lookup);
     if (st.pos > wordCount) throw corrupt('it ends before the last symbol');
   }
   for (let lane = 0; lane < lanes; lane++) {
@@ -383,9 +383,9 @@ function decodeContextChannel4(
   st: DecodeState, values: Int16Array, c: number, height: number, width: number,
   tables: EntropyTables, ctx: TableContext, nonZero: Uint16Array, zBase: Uint16Array, pre: Uint16Array,
 ): void {
-  const { buckets, ends, cums } = tables.compactLookup();
+  const { buckets, ends } = tables.compactLookup();
   const packedMap = tables.compactLookup().packedMap as Int32Array;
-  const { freqs, starts, offsets, sizes } = tables;
+  const { cums, freqs, starts, offsets, sizes } = tables;
   const { states, words } = st;
   const { binBase, cap } = ctx;
   const p = tables.precision;
@@ -460,8 +460,8 @@ function decodeContextChannel(
   st: DecodeState, values: Int16Array, c: number, height: number, width: number,
   tables: EntropyTables, ctx: TableContext, nonZero: Uint16Array,
 ): void {
-  const { zeroCum, zeroFreq, buckets, ends, cums } = tables.compactLookup();
-  const { freqs, starts, offsets, sizes } = tables;
+  const { zeroCum, zeroFreq, buckets, ends } = tables.compactLookup();
+  const { cums, freqs, starts, offsets, sizes } = tables;
   const { states, words } = st;
   const { map, binBase, cap } = ctx;
   const p = tables.precision;

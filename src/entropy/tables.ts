@@ -99,8 +99,6 @@ export interface CompactLookup {
   buckets: Uint16Array;
   /** cum + freq of every symbol, laid out as `freqs`: a scan stops at the first end > slot. */
   ends: Int32Array;
-  /** `cums` as int32, so that the hot loop stays in integer arithmetic. */
-  cums: Int32Array;
   /**
    * When precision <= 12 and there are at most 256 tables: per (channel, context), as in the
    * context map, table << 24 | zero's cum << 12 | zero's freq, so that a zero costs one load.
@@ -192,7 +190,7 @@ export class EntropyTables {
     return (this.#decode ??= this.#buildDecodeLookup());
   }
 
-  /** The context decoder's lookups, built on first use (count x 520 bytes + 8 per symbol) and kept. */
+  /** The context decoder's lookups, built on first use (count x 520 bytes + 4 per symbol) and kept. */
   compactLookup(): CompactLookup {
     return (this.#compact ??= this.#buildCompactLookup());
   }
@@ -203,8 +201,7 @@ export class EntropyTables {
     const zeroFreq = new Int32Array(this.count);
     const buckets = new Uint16Array(this.count << BUCKET_BITS);
     const ends = new Int32Array(this.freqs.length);
-    const cums = Int32Array.from(this.cums);
-    for (let i = 0; i < ends.length; i++) ends[i] = cums[i] + this.freqs[i];
+    for (let i = 0; i < ends.length; i++) ends[i] = this.cums[i] + this.freqs[i];
     for (let t = 0; t < this.count; t++) {
       const start = this.starts[t];
       const zero = -this.offsets[t];
@@ -226,7 +223,7 @@ export class EntropyTables {
         packedMap[i] = (t << 24) | (zeroCum[t] << 12) | zeroFreq[t];
       }
     }
-    return { zeroCum, zeroFreq, buckets, ends, cums, packedMap };
+    return { zeroCum, zeroFreq, buckets, ends, packedMap };
   }
 
   #buildDecodeLookup(): DecodeLookup {

@@ -69,16 +69,20 @@ def contexts(y, edges, cap):
     return bins * (cap + 1) + np.minimum(near, cap)
 
 
-def count(sets, channels, edges, cap, limit=0):
+def chunks(sets):
+    """The latents of ``sets`` (name, array [N,C,H,W]) as int32 arrays of at most CHUNK images."""
+    for _, arr in sets:
+        for s in range(0, len(arr), CHUNK):
+            yield np.asarray(arr[s:s + CHUNK], dtype=np.int32)
+
+
+def count(sets, channels, edges, cap):
     k_count = (len(edges) + 1) * (cap + 1)
     counts = np.zeros(channels * k_count * V)
     ch = np.arange(channels)[None, :, None, None]
-    for _, arr in sets:
-        n = len(arr) if not limit else min(limit, len(arr))
-        for s in range(0, n, CHUNK):
-            y = np.asarray(arr[s:min(n, s + CHUNK)], dtype=np.int32)
-            idx = (ch * k_count + contexts(y, edges, cap)) * V + np.clip(y, -R, R) + R
-            counts += np.bincount(idx.ravel(), minlength=counts.size)
+    for y in chunks(sets):
+        idx = (ch * k_count + contexts(y, edges, cap)) * V + np.clip(y, -R, R) + R
+        counts += np.bincount(idx.ravel(), minlength=counts.size)
     return counts.reshape(channels, k_count, V)
 
 
@@ -156,13 +160,11 @@ def fit(train, channels, edges, cap, n_tables, precision):
     return TableSet(precision, tuple(tables), context=spec)
 
 
-def bits_of(sets, ts, limit=0):
-    """Ideal code length (bits) of every latent in ``sets`` under ``ts`` (v1 or v2), all-zero
-    channels skipped as the stream skips them; also the number of values coded."""
-    total, values = 0.0, 0
-    scale = 1 << ts.precision
+def value_bits(y, ts):
+    """Ideal code length (bits) of each value of y [N,C,H,W] (int32) under ``ts`` (v1 or v2), an
+    escape at its coded cost."""
     ctx = ts.context
-    channels = ctx.channels if ctx else len(ts.tables)
+    channels = y.shape[1]
     k_count = (len(ctx.edges) + 1) * (ctx.cap + 1) if ctx else 1
     tmap = np.asarray(ctx.table_map) if ctx else np.arange(channels)
     lows = np.array([t.low for t in ts.tables])
@@ -170,61 +172,48 @@ def bits_of(sets, ts, limit=0):
     width = max(len(t.freqs) for t in ts.tables)
     logf = np.full((len(ts.tables), width), np.nan)
     for i, t in enumerate(ts.tables):
-        logf[i, :len(t.freqs)] = -np.log2(np.asarray(t.freqs) / scale)
+        logf[i, :len(t.freqs)] = -np.log2(np.asarray(t.freqs) / (1 << ts.precision))
     esc = np.array([logf[i, len(t.freqs) - 1] for i, t in enumerate(ts.tables)])
-    ch = np.arange(channels)[None, :, None, None]
-    for _, arr in sets:
-        n = len(arr) if not limit else min(limit, len(arr))
-        for s in range(0, n, CHUNK):
-            y = np.asarray(arr[s:min(n, s + CHUNK)], dtype=np.int32)
-            k = contexts(y, ctx.edges, ctx.cap) if ctx else np.zeros_like(y)
-            t = tmap[ch * k_count + k]
-            lo, hi = lows[t], highs[t]
-            inside = (y >= lo) & (y <= hi)
-            b = np.where(inside, logf[t, np.clip(y - lo, 0, width - 1)], 0.0)
-            dist = np.where(y > hi, (y - hi - 1) * 2, (lo - 1 - y) * 2 + 1)
-            b = np.where(inside, b, esc[t] + escape_bits(np.maximum(dist, 0)))
-            coded = (y != 0).reshape(y.shape[0], channels, -1).any(-1)
-            total += float(b.reshape(y.shape[0], channels, -1).sum(-1)[coded].sum())
-            values += int(coded.sum()) * y.shape[2] * y.shape[3]
+    k = contexts(y, ctx.edges, ctx.cap) if ctx else np.zeros_like(y)
+    t = tmap[np.arange(channels)[None, :, None, None] * k_count + k]
+    lo, hi = lows[t], highs[t]
+    inside = (y >= lo) & (y <= hi)
+    dist = np.where(y > hi, (y - hi - 1) * 2, (lo - 1 - y) * 2 + 1)
+    return np.where(inside, logf[t, np.clip(y - lo, 0, width - 1)], esc[t] + escape_bits(np.maximum(dist, 0)))
+
+
+def coded_channels(y):
+    """[N,C]: the channels a stream codes (not all zero)."""
+    return (y != 0).reshape(y.shape[0], y.shape[1], -1).any(-1)
+
+
+def bits_of(sets, ts):
+    """Ideal code length (bits) of every latent in ``sets`` under ``ts`` (v1 or v2), all-zero
+    channels skipped as the stream skips them; also the number of values coded."""
+    total, values = 0.0, 0
+    for y in chunks(sets):
+        coded = coded_channels(y)
+        total += float(value_bits(y, ts).reshape(*coded.shape, -1).sum(-1)[coded].sum())
+        values += int(coded.sum()) * y.shape[2] * y.shape[3]
     return total, values
 
 
 def zero_blocks(sets, ts, block=8):
     """For the next coder: of the row segments of ``block`` values in coded channels, the fraction
     that are all zero, and the bits ``ts`` spends on them (what a zero-block flag would have to beat)."""
-    ctx = ts.context
-    k_count = (len(ctx.edges) + 1) * (ctx.cap + 1)
-    tmap = np.asarray(ctx.table_map)
-    width = max(len(t.freqs) for t in ts.tables)
-    logf = np.zeros((len(ts.tables), width))
-    for i, t in enumerate(ts.tables):
-        logf[i, :len(t.freqs)] = -np.log2(np.asarray(t.freqs) / (1 << ts.precision))
-    lows = np.array([t.low for t in ts.tables])
-    highs = np.array([t.high for t in ts.tables])
     blocks = zero = 0
     bits = 0.0
-    for _, arr in sets:
-        for s in range(0, len(arr), CHUNK):
-            y = np.asarray(arr[s:s + CHUNK], dtype=np.int32)
-            n, c, h, w = y.shape
-            cut = w - w % block
-            t = tmap[np.arange(c)[None, :, None, None] * k_count + contexts(y, ctx.edges, ctx.cap)]
-            # a zero outside its table's range would be an escape; these tables all hold 0
-            zero_ok = (lows[t] <= 0) & (highs[t] >= 0)
-            zbits = np.where((y == 0) & zero_ok, logf[t, np.clip(-lows[t], 0, width - 1)], 0.0)
-            coded = (y != 0).reshape(n, c, -1).any(-1)
-            seg = y[..., :cut].reshape(n, c, h, cut // block, block)
-            all_zero = ~(seg != 0).any(-1) & coded[:, :, None, None]
-            blocks += int(coded.sum()) * h * (cut // block)
-            zero += int(all_zero.sum())
-            bits += float(zbits[..., :cut].reshape(n, c, h, cut // block, block).sum(-1)[all_zero].sum())
+    for y in chunks(sets):
+        n, c, h, w = y.shape
+        cut = w - w % block
+        coded = coded_channels(y)
+        seg = y[..., :cut].reshape(n, c, h, cut // block, block)
+        all_zero = ~(seg != 0).any(-1) & coded[:, :, None, None]
+        blocks += int(coded.sum()) * h * (cut // block)
+        zero += int(all_zero.sum())
+        bits += float(value_bits(y, ts)[..., :cut].reshape(seg.shape).sum(-1)[all_zero].sum())
     return {"block": block, "all_zero_fraction": round(zero / max(blocks, 1), 4),
             "bits_per_all_zero_block": round(bits / max(zero, 1), 4)}
-
-
-def pixels_of(sets, limit=0):
-    return sum((len(a) if not limit else min(limit, len(a))) * a.shape[2] * a.shape[3] * 64 for _, a in sets)
 
 
 def main():

@@ -23,10 +23,8 @@ import sys
 
 import numpy as np
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(os.path.dirname(HERE), ""))
-sys.path.insert(0, HERE)
-import context_tables as ct  # noqa: E402
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import context_tables as ct  # noqa: E402  (also puts training/ on the path)
 from reference.tables import TableSet  # noqa: E402
 
 BIN_EDGES = (1, 2, 4, 8, 14)
@@ -45,21 +43,8 @@ def segments(y, block):
     left = np.zeros_like(nonzero)
     left[..., 1:] = nonzero[..., :-1]
     k = np.searchsorted(np.asarray(BIN_EDGES), zmax, side="right") * 4 + up * 2 + left
-    coded = nz.reshape(n, c, -1).any(-1)
+    coded = ct.coded_channels(y)
     return nonzero, k, np.broadcast_to(coded[:, :, None, None], nonzero.shape), cut
-
-
-def zero_value_bits(y, ts):
-    """Bits the context tables spend on each zero value of y (0 for non-zero values)."""
-    ctx = ts.context
-    k_count = (len(ctx.edges) + 1) * (ctx.cap + 1)
-    t = np.asarray(ctx.table_map)[np.arange(y.shape[1])[None, :, None, None] * k_count + ct.contexts(y, ctx.edges, ctx.cap)]
-    width = max(len(tb.freqs) for tb in ts.tables)
-    logf = np.zeros((len(ts.tables), width))
-    for i, tb in enumerate(ts.tables):
-        logf[i, :len(tb.freqs)] = -np.log2(np.asarray(tb.freqs) / (1 << ts.precision))
-    lows = np.array([tb.low for tb in ts.tables])
-    return np.where(y == 0, logf[t, np.clip(-lows[t], 0, width - 1)], 0.0)
 
 
 def main():
@@ -75,22 +60,21 @@ def main():
     channels = entry["channels"]
     contexts = (len(BIN_EDGES) + 1) * 4
     counts = np.zeros((channels, contexts, 2))
-    for _, arr in ct.load_sets(args.cache_dir, args.codec, ["imagenette-train", "camvid-train"]):
-        for s in range(0, len(arr), ct.CHUNK):
-            nonzero, k, coded, _ = segments(np.asarray(arr[s:s + ct.CHUNK], dtype=np.int32), args.block)
-            ch = np.broadcast_to(np.arange(channels)[None, :, None, None], nonzero.shape)
-            idx = (ch[coded] * contexts + k[coded]) * 2 + nonzero[coded]
-            counts += np.bincount(idx, minlength=counts.size).reshape(counts.shape)
+    for y in ct.chunks(ct.load_sets(args.cache_dir, args.codec, ["imagenette-train", "camvid-train"])):
+        nonzero, k, coded, _ = segments(y, args.block)
+        ch = np.broadcast_to(np.arange(channels)[None, :, None, None], nonzero.shape)
+        idx = (ch[coded] * contexts + k[coded]) * 2 + nonzero[coded]
+        counts += np.bincount(idx, minlength=counts.size).reshape(counts.shape)
     p = np.clip((counts + 0.5) / (counts + 0.5).sum(-1, keepdims=True), 1 / 4096, 1 - 1 / 4096)
     for name, arr in ct.load_sets(args.cache_dir, args.codec, ["imagenette-val", "camvid-val"]):
         flag_bits = saved = 0.0
         segs = zero_segs = 0
-        for s in range(0, len(arr), ct.CHUNK):
-            y = np.asarray(arr[s:s + ct.CHUNK], dtype=np.int32)
+        for y in ct.chunks([(name, arr)]):
             nonzero, k, coded, cut = segments(y, args.block)
             ch = np.broadcast_to(np.arange(channels)[None, :, None, None], nonzero.shape)
             flag_bits += float(-np.log2(p[ch[coded], k[coded], nonzero[coded].astype(int)]).sum())
-            per_segment = zero_value_bits(y, ts)[..., :cut].reshape(*nonzero.shape, args.block).sum(-1)
+            # An all-zero segment holds only zeros: its values' bits are what the flag saves.
+            per_segment = ct.value_bits(y, ts)[..., :cut].reshape(*nonzero.shape, args.block).sum(-1)
             saved += float(per_segment[coded & ~nonzero].sum())
             segs += int(coded.sum())
             zero_segs += int((coded & ~nonzero).sum())
