@@ -34,7 +34,6 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
-import onnx
 import onnxruntime as ort
 import torch
 import torch.nn.functional as F
