@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { idealBits, syntheticLatents } from '../../test/support/synthetic.ts';
+import { idealBits, mulberry32, syntheticLatents } from '../../test/support/synthetic.ts';
 import { EntropyError } from './errors.ts';
 import { decodeLatents, encodeLatents } from './latents.ts';
 import { EntropyTables, type TableSpec } from './tables.ts';
@@ -187,6 +187,40 @@ describe('coder 2: tables chosen by context', () => {
     expect(out).toEqual(latents);
     // The general loop (3 lanes) decodes the same values.
     expect(decodeLatents(encodeLatents(latents, shape, ctx, { lanes: 3 }), shape, ctx)).toEqual(latents);
+  });
+
+  it('round-trip the 4-lane path\'s fallbacks: long scans, escapes at row and channel ends, tables without 0', () => {
+    // Table 0: a wide zero, then values whose 1..3 slots are narrower than a bucket (16 slots at
+    // precision 12), so a scan often passes several symbols. Table 1 has no 0: every value leaves the
+    // zero loop. Table 2 is tiny, so most values escape.
+    const narrow = Array.from({ length: 21 }, (_, s) => (s === 10 ? 0 : 1 + (s % 3)));
+    narrow[10] = 4096 - narrow.reduce((a, b) => a + b, 0) - 1;
+    const specs: TableSpec[] = [
+      { offset: -10, freqs: [...narrow, 1] },
+      { offset: 1, freqs: [1000, 1000, 1000, 1000, 96] },
+      { offset: 0, freqs: [4000, 96] },
+    ];
+    const rand = mulberry32(31);
+    for (const shape of [{ channels: 6, height: 7, width: 1 }, { channels: 5, height: 9, width: 13 }, { channels: 3, height: 4, width: 6 }]) {
+      const cap = 2;
+      const edges = [1, 3];
+      const map = Array.from({ length: shape.channels * 3 * (cap + 1) }, () => Math.floor(rand() * 3));
+      const tables = new EntropyTables(12, specs, { kind: 1, channels: shape.channels, cap, edges, map });
+      expect(tables.compactLookup().symbolLookup).toBeDefined();
+      const n = shape.height * shape.width;
+      const latents = Int16Array.from({ length: shape.channels * n }, () => (rand() < 0.6 ? 0 : Math.round((rand() - 0.5) * 26)));
+      latents.fill(0, n, 2 * n); // a skipped channel
+      for (let c = 0; c < shape.channels; c += 2) {
+        latents[c * n + n - 1] = -32768; // a channel's last value
+        latents[c * n + shape.width - 1] = 999; // the end of its first row
+        if (shape.height > 2) latents[c * n + 2 * shape.width] = 1234; // the start of its third row
+      }
+      const body = encodeLatents(latents, shape, tables);
+      expect(body[1]).toBe(4);
+      expect(decodeLatents(body, shape, tables)).toEqual(latents);
+      expect(decodeLatents(body, shape, tables, new Int16Array(latents.length).fill(3))).toEqual(latents);
+      expect(decodeLatents(encodeLatents(latents, shape, tables, { lanes: 3 }), shape, tables)).toEqual(latents);
+    }
   });
 
   it('reject every truncation and every extension', () => {

@@ -284,22 +284,21 @@ export function decodeLatents(body: Uint8Array, shape: LatentShape, tables: Entr
   const values = out ?? new Int16Array(total);
   // Coder 1's lookups; coder 2 builds its own compact ones.
   const lookup = ctx ? undefined : tables.decodeLookup();
-  // Coder 2: per position, how many earlier channels were non-zero there; the 4-lane path also
-  // keeps that count's context term (`zBase`) and the whole context (`pre`).
-  const nonZero = ctx ? new Uint16Array(n) : undefined;
-  const fast4 = ctx !== undefined && lanes === 4 && tables.compactLookup().packedMap !== undefined;
-  const zBase = fast4 ? new Uint16Array(n) : undefined;
-  const pre = fast4 ? new Uint16Array(n) : undefined;
   const { height, width } = shape;
+  // Coder 2: the 4-lane path keeps its per-position state in a `ContextPlane`; the general loop
+  // counts, per position, how many earlier channels were non-zero there.
+  const plane = ctx && lanes === 4 ? contextPlane(tables, ctx, values, out !== undefined, height, width) : undefined;
+  const nonZero = ctx && !plane ? new Uint16Array(n) : undefined;
   for (let c = 0; c < channels; c++) {
     const first = c * n;
     if (body[2 + (c >> 3)] & (1 << (c & 7))) {
       if (out) values.fill(0, first, first + n);
       continue;
     }
-    if (ctx && nonZero) {
-      if (zBase && pre) decodeContextChannel4(st, values, c, height, width, tables, ctx, nonZero, zBase, pre);
-      else decodeContextChannel(st, values, c, height, width, tables, ctx, nonZero);
+    if (plane) {
+      decodeContextChannel4(st, plane, c);
+    } else if (ctx && nonZero) {
+      decodeContextChannel(st, values, c, height, width, tables, ctx, nonZero);
     } else if (lookup) {
       const done = lanes === 4 && lookup.fast ? decodeChannel4(st, values, first, n, c, tables.precision, lookup) : first;
       decodeChannelAnyLanes(st, values, done, first + n, first, c, tables.precision, lookup);
@@ -369,83 +368,277 @@ function decodeChannel4(
 }
 
 /**
- * Coder 2's hot path: four lanes, precision <= 12, at most 256 tables. The lane states rotate
- * through locals (symbol k of a channel uses lane k mod 4). Every value finds its context in one
- * load: `pre` holds, per position, the binned count of earlier non-zero channels plus
- * min(|up| + |left|, cap). It is set from `zBase` at the start of the channel, and only a non-zero
- * value changes it: the position below gains its |value|, and the position to its right is rebuilt
- * with it as |left|. `packedMap` then gives the table and its zero's slot range together, so a zero
- * (nearly all values) costs two loads and no store (values are zero-filled up front). A non-zero
- * value also updates `zBase` for the next channel. Escapes as in the general loop; the position is
- * checked after each row and escape.
+ * Coder 2's 4-lane path (precision <= 12, at most 256 tables): the state its channel loop
+ * (`decodeContextRun4`) and its one-symbol fallback (`decodeContextSymbol4`) share.
+ *
+ * Every value finds its context in one load: `pre` holds, per position, the binned count of
+ * earlier non-zero channels plus min(|up| + |left|, cap). It is set from `zBase` (that count's term
+ * alone) at the start of each channel, and only a non-zero value changes it (`noteNonZero`). The
+ * per-position parts have a sentinel column after each row (row stride width + 1) whose context
+ * is `contexts`, the index of the entry 0 in `map` after the channel's real ones: a table with no
+ * slot for zero, so the zero loop stops at the end of a row without a test of its own.
  */
-function decodeContextChannel4(
-  st: DecodeState, values: Int16Array, c: number, height: number, width: number,
-  tables: EntropyTables, ctx: TableContext, nonZero: Uint16Array, zBase: Uint16Array, pre: Uint16Array,
-): void {
-  const { buckets, ends } = tables.compactLookup();
-  const packedMap = tables.compactLookup().packedMap as Int32Array;
-  const { cums, freqs, starts, offsets, sizes } = tables;
-  const { states, words } = st;
-  const { binBase, cap } = ctx;
-  const p = tables.precision;
-  const shift = p - BUCKET_BITS;
-  const mask = (1 << p) - 1;
-  const n = height * width;
+interface ContextPlane {
+  values: Int16Array;
+  width: number;
+  height: number;
+  /** Values per channel. */
+  n: number;
+  contexts: number;
+  cap: number;
+  precision: number;
+  /**
+   * One array, so that V8 checks it once where several parts are used (length 3L + C + 1, L =
+   * height x (width + 1)). Per position, sentinel columns included: at k, its context (`pre`); at
+   * zAt + k, its earlier non-zero channels' context term (`zBase`); at nzAt + k, their count. At
+   * binAt + z, the context term of z non-zero channels (`TableContext.binBase`).
+   */
+  plane: Uint16Array;
+  zAt: number;
+  nzAt: number;
+  binAt: number;
+  packedMap: Int32Array;
+  /** The channel's `packedMap` entries, then the sentinel's (0). */
+  map: Int32Array;
+  /** The channel's first value in `values`. */
+  first: number;
+  /** `values` came from the caller and may hold anything: each channel is zero-filled first. */
+  dirty: boolean;
+  /** `CompactLookup.symbolLookup`: bucket guesses and symbol records. */
+  symbolLookup: Int32Array;
+  /** Per table: the value of symbol 0, and the symbol count (escapes need the table's range). */
+  offsets: Int32Array;
+  sizes: Int32Array;
+}
+
+/** The 4-lane path's state, or undefined when the tables are outside its limits. */
+function contextPlane(
+  tables: EntropyTables, ctx: TableContext, values: Int16Array, dirty: boolean, height: number, width: number,
+): ContextPlane | undefined {
+  const { packedMap, symbolLookup } = tables.compactLookup();
+  if (!packedMap || !symbolLookup) return undefined;
+  const length = height * (width + 1);
+  const plane = new Uint16Array(3 * length + ctx.binBase.length);
+  for (let k = length + width; k < 2 * length; k += width + 1) plane[k] = ctx.contexts;
+  plane.set(ctx.binBase, 3 * length);
+  return {
+    values, width, height, n: width * height, contexts: ctx.contexts, cap: ctx.cap, precision: tables.precision,
+    plane, zAt: length, nzAt: 2 * length, binAt: 3 * length,
+    packedMap, map: new Int32Array(ctx.contexts + 1), first: 0, dirty,
+    symbolLookup, offsets: tables.offsets, sizes: tables.sizes,
+  };
+}
+
+/**
+ * Coder 2's hot path, one channel with four lanes: `decodeContextRun4` takes the symbols it can
+ * (nearly all), and each one it leaves, a long scan or an escape, is decoded by
+ * `decodeContextSymbol4` before the run goes on. Keeping the rare work out of the run's loops keeps
+ * them free of calls, which V8 would otherwise have to assume change everything.
+ */
+function decodeContextChannel4(st: DecodeState, cp: ContextPlane, c: number): void {
+  const { n, contexts } = cp;
   const first = c * n;
-  const mapBase = c * ctx.contexts;
-  let x0 = states[0], x1 = states[1], x2 = states[2], x3 = states[3];
-  let pos = st.pos;
-  values.fill(0, first, first + n);
-  pre.set(zBase);
-  for (let row = 0, i = 0; row < height; row++) {
-    // On the first row `up` reads a zero row: the channel's own last row, zero until it is decoded.
-    const up = row > 0 ? -width : n - width;
-    for (let col = 0; col < width; col++, i++) {
-      const e = packedMap[mapBase + pre[i]];
-      let x = x0;
-      const slot = x & mask;
-      const zc = (e >>> 12) & 0xfff;
-      if ((slot - zc) >>> 0 < (e & 0xfff)) {
-        x = (Math.imul(e & 0xfff, x >>> p) + slot - zc) | 0;
-        if (x >>> 16 === 0) x = (x << 16) | words[pos++];
-      } else {
-        const t = e >>> 24;
-        const base = starts[t];
-        let s = buckets[(t << BUCKET_BITS) | (slot >>> shift)];
-        while (ends[base + s] <= slot) s++;
-        x = (Math.imul(freqs[base + s], x >>> p) + slot - cums[base + s]) | 0;
-        if (x >>> 16 === 0) x = (x << 16) | words[pos++];
-        let v = offsets[t] + s;
-        if (s === sizes[t] - 1) {
-          st.pos = pos;
-          x = decodeEscape(st, x, p, offsets[t], offsets[t] + sizes[t] - 2);
-          pos = st.pos;
-          if (pos > st.wordCount) break;
-          v = st.escaped;
-        }
-        // A table without 0 escapes it: this branch can decode a zero too.
-        if (v !== 0) {
-          values[first + i] = v;
-          const left = v < 0 ? -v : v;
-          zBase[i] = binBase[++nonZero[i]];
-          // The next row's context gains |up|; the next value's is rebuilt with this |left|.
-          if (row + 1 < height) pre[i + width] += left > cap ? cap : left;
-          if (col + 1 < width) {
-            const u = values[first + i + 1 + up];
-            const a = left + (u < 0 ? -u : u);
-            pre[i + 1] = zBase[i + 1] + (a > cap ? cap : a);
-          }
-        }
-      }
-      x0 = x1; x1 = x2; x2 = x3; x3 = x;
-    }
-    if (pos > st.wordCount) break;
+  cp.first = first;
+  cp.map.set(cp.packedMap.subarray(c * contexts, (c + 1) * contexts));
+  if (cp.dirty) cp.values.fill(0, first, first + n);
+  cp.plane.copyWithin(0, cp.zAt, cp.nzAt); // every context from its zBase
+  for (let i = 0; i < n; i++) {
+    // The position of the symbol the run left, n at the end, or -1 when the words ran out.
+    i = decodeContextRun4(st, cp, i);
+    if (i < 0 || i === n || !decodeContextSymbol4(st, cp, i)) return;
   }
-  // After n symbols the local x0 holds lane n mod 4.
-  const r = n & 3;
-  states[r] = x0; states[(r + 1) & 3] = x1; states[(r + 2) & 3] = x2; states[(r + 3) & 3] = x3;
+}
+
+/**
+ * Decodes the channel from position `from` until its end, or until a symbol that needs more than
+ * the bucket's symbol and the one after it, or an escape: it leaves that symbol undecoded and
+ * returns its position (or -1 when the words ran out). Symbol i of the channel uses lane i mod 4;
+ * the lane states are locals, x0 the next symbol's. Position i is at k = i + row in `plane`.
+ *
+ * The inner loop decodes zeros, nearly all values: e = map[pre[k]] gives the table and its zero's
+ * slot range together, so a zero costs two loads and no store (the channel starts all zero, and
+ * a zero changes no context). It stops at any other symbol and at a row's sentinel, where the
+ * outer loop checks the read position (once per row: at most `width` <= 2048 words, inside the
+ * padding). Any other symbol the bucket guess finds is never 0 (0's slots are the zero range, and
+ * a table without 0 codes it only as an escape): it is stored, and updates the contexts.
+ */
+function decodeContextRun4(st: DecodeState, cp: ContextPlane, from: number): number {
+  const { values, map, plane, symbolLookup: lut } = cp;
+  const { states, words } = st;
+  // `| 0`: V8 then keeps these, and the loops' variables, as untagged int32.
+  const width = cp.width | 0;
+  const stride = (width + 1) | 0;
+  const n = cp.n | 0;
+  const first = cp.first | 0;
+  const cap = cp.cap | 0;
+  const wordCount = st.wordCount | 0;
+  const p = cp.precision | 0;
+  const mask = (1 << p) - 1;
+  const shift = p - BUCKET_BITS;
+  const lastSentinel = ((cp.height | 0) * stride - 1) | 0;
+  const zAt = cp.zAt | 0;
+  const nzAt = cp.nzAt | 0;
+  const binAt = cp.binAt | 0;
+  let i = from | 0;
+  let x0 = states[i & 3] | 0, x1 = states[(i + 1) & 3] | 0, x2 = states[(i + 2) & 3] | 0, x3 = states[(i + 3) & 3] | 0;
+  let pos = st.pos | 0;
+  let row = (i / width) | 0;
+  // k indexes the per-position arrays. Resuming at the start of a row starts at the sentinel
+  // before it, which checks the position as the end of every row does.
+  let k = (i + row) | 0;
+  if (k > 0 && i === row * width) {
+    k--;
+    row--;
+  }
+  let sentinel = (row * stride + width) | 0;
+  for (;;) {
+    // The zero loop, unrolled by four: step j decodes with lane xj, so the states stay put, and
+    // V8 checks the arrays once per four symbols. Leaving at step j rotates them by j.
+    let e = 0;
+    let slot = 0;
+    for (;;) {
+      e = map[plane[k]];
+      slot = x0 & mask;
+      let fromZero = (slot - ((e >>> 12) & 0xfff)) | 0;
+      if (fromZero >>> 0 >= (e & 0xfff)) break;
+      x0 = (Math.imul(e & 0xfff, x0 >>> p) + fromZero) | 0;
+      if (x0 >>> 16 === 0) x0 = (x0 << 16) | words[pos++];
+
+      e = map[plane[k + 1]];
+      slot = x1 & mask;
+      fromZero = (slot - ((e >>> 12) & 0xfff)) | 0;
+      if (fromZero >>> 0 >= (e & 0xfff)) {
+        const x = x0; x0 = x1; x1 = x2; x2 = x3; x3 = x;
+        k += 1;
+        break;
+      }
+      x1 = (Math.imul(e & 0xfff, x1 >>> p) + fromZero) | 0;
+      if (x1 >>> 16 === 0) x1 = (x1 << 16) | words[pos++];
+
+      e = map[plane[k + 2]];
+      slot = x2 & mask;
+      fromZero = (slot - ((e >>> 12) & 0xfff)) | 0;
+      if (fromZero >>> 0 >= (e & 0xfff)) {
+        let x = x0; x0 = x2; x2 = x;
+        x = x1; x1 = x3; x3 = x;
+        k += 2;
+        break;
+      }
+      x2 = (Math.imul(e & 0xfff, x2 >>> p) + fromZero) | 0;
+      if (x2 >>> 16 === 0) x2 = (x2 << 16) | words[pos++];
+
+      e = map[plane[k + 3]];
+      slot = x3 & mask;
+      fromZero = (slot - ((e >>> 12) & 0xfff)) | 0;
+      if (fromZero >>> 0 >= (e & 0xfff)) {
+        const x = x3; x3 = x2; x2 = x1; x1 = x0; x0 = x;
+        k += 3;
+        break;
+      }
+      x3 = (Math.imul(e & 0xfff, x3 >>> p) + fromZero) | 0;
+      if (x3 >>> 16 === 0) x3 = (x3 << 16) | words[pos++];
+      k += 4;
+    }
+    if (k === sentinel) {
+      if (k === lastSentinel) {
+        i = n; // decodeLatents checks the position after the channel
+        break;
+      }
+      if (pos > wordCount) {
+        i = -1;
+        break;
+      }
+      k++;
+      row++;
+      sentinel = (sentinel + stride) | 0;
+      continue;
+    }
+    i = (k - row) | 0;
+    // The bucket guess, or the symbol after it; anything further is left to decodeContextSymbol4.
+    let rec = lut[lut[e >>> 24] + (slot >>> shift)];
+    let valueEnd = lut[rec];
+    if ((valueEnd & 0xffff) <= slot) {
+      rec += 2;
+      valueEnd = lut[rec];
+      if ((valueEnd & 0xffff) <= slot) break;
+    }
+    const freqCum = lut[rec + 1];
+    if (freqCum < 0) break; // the escape
+    let x = (Math.imul(freqCum >>> 12, x0 >>> p) + slot - (freqCum & 0xfff)) | 0;
+    if (x >>> 16 === 0) x = (x << 16) | words[pos++];
+    x0 = x1; x1 = x2; x2 = x3; x3 = x;
+    const v = valueEnd >> 16;
+    values[first + i] = v;
+    // `noteNonZero`, inline.
+    const sign = v >> 31;
+    const abs = (v ^ sign) - sign;
+    const count = (plane[nzAt + k] + 1) | 0;
+    plane[nzAt + k] = count;
+    plane[zAt + k] = plane[binAt + count];
+    if (k + stride < lastSentinel) plane[k + stride] += abs < cap ? abs : cap;
+    if (k + 1 < sentinel) {
+      let up = (i + 1 - width) | 0;
+      if (up < 0) up = (up + n) | 0; // the first row's up is the channel's own last row, zero until decoded
+      const u = values[first + up];
+      const uSign = u >> 31;
+      const a = (abs + ((u ^ uSign) - uSign)) | 0;
+      plane[k + 1] = plane[zAt + k + 1] + (a < cap ? a : cap);
+    }
+    k++;
+  }
+  // x0 holds the lane of position i.
+  states[i & 3] = x0; states[(i + 1) & 3] = x1; states[(i + 2) & 3] = x2; states[(i + 3) & 3] = x3;
   st.pos = pos;
+  return i;
+}
+
+/**
+ * One symbol the run left, at position i of the channel, in lane i mod 4: a bucket guess and a
+ * full scan of its table's symbol ends, then an escape's payload if it is the escape. Returns false
+ * when an escape ran past the words.
+ */
+function decodeContextSymbol4(st: DecodeState, cp: ContextPlane, i: number): boolean {
+  const lut = cp.symbolLookup;
+  const p = cp.precision;
+  const e = cp.map[cp.plane[i + Math.floor(i / cp.width)]];
+  let x = st.states[i & 3];
+  const slot = x & ((1 << p) - 1);
+  let rec = lut[lut[e >>> 24] + (slot >>> (p - BUCKET_BITS))];
+  while ((lut[rec] & 0xffff) <= slot) rec += 2;
+  const freqCum = lut[rec + 1];
+  x = (Math.imul((freqCum >>> 12) & 0xfff, x >>> p) + slot - (freqCum & 0xfff)) | 0;
+  if (x >>> 16 === 0) x = (x << 16) | st.words[st.pos++];
+  let v = lut[rec] >> 16;
+  if (freqCum < 0) {
+    const t = e >>> 24;
+    x = decodeEscape(st, x, p, cp.offsets[t], cp.offsets[t] + cp.sizes[t] - 2);
+    if (st.pos > st.wordCount) return false;
+    v = st.escaped;
+  }
+  st.states[i & 3] = x;
+  // A table without 0 escapes it: this can decode a zero too.
+  if (v !== 0) noteNonZero(cp, i, v);
+  return true;
+}
+
+/**
+ * A non-zero value v at position i: stored; the next channel's count there grows; the position
+ * below gains |v| as its |up|; the next one's context is rebuilt with |v| as its |left| (its |up| is
+ * in the row above, or on the first row in the channel's own last row, zero until it is decoded).
+ */
+function noteNonZero(cp: ContextPlane, i: number, v: number): void {
+  const { values, width, height, n, first, plane, zAt, nzAt, cap } = cp;
+  const row = Math.floor(i / width);
+  const k = i + row; // in `plane`
+  values[first + i] = v;
+  const abs = v < 0 ? -v : v;
+  plane[zAt + k] = plane[cp.binAt + ++plane[nzAt + k]];
+  if (row + 1 < height) plane[k + width + 1] += abs < cap ? abs : cap;
+  if (i - row * width + 1 < width) {
+    const u = values[first + (row > 0 ? i + 1 - width : i + 1 - width + n)];
+    const a = abs + (u < 0 ? -u : u);
+    plane[k + 1] = plane[zAt + k + 1] + (a < cap ? a : cap);
+  }
 }
 
 /**

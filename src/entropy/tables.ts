@@ -104,6 +104,14 @@ export interface CompactLookup {
    * context map, table << 24 | zero's cum << 12 | zero's freq, so that a zero costs one load.
    */
   packedMap: Int32Array | undefined;
+  /**
+   * With `packedMap`: each table's bucket guesses and symbols in one array, so that the 4-lane
+   * decoder finds a non-zero symbol with a few loads from it. At t, the index R of table t's
+   * part; from R, the index of the record of the symbol holding each bucket's first slot
+   * (2^BUCKET_BITS of them); then a record per symbol: value << 16 | (cum + freq), and
+   * freq << 12 | cum, with bit 31 set for the escape (whose value field is 0).
+   */
+  symbolLookup: Int32Array | undefined;
 }
 
 /** Buckets per table in the compact lookup. */
@@ -190,7 +198,10 @@ export class EntropyTables {
     return (this.#decode ??= this.#buildDecodeLookup());
   }
 
-  /** The context decoder's lookups, built on first use (count x 520 bytes + 4 per symbol) and kept. */
+  /**
+   * The context decoder's lookups, built on first use (count x 520 bytes + 4 per symbol, and with
+   * `packedMap` 4 per map entry, count x 1028 bytes and 8 per symbol more) and kept.
+   */
   compactLookup(): CompactLookup {
     return (this.#compact ??= this.#buildCompactLookup());
   }
@@ -216,14 +227,28 @@ export class EntropyTables {
     }
     const ctx = this.context;
     let packedMap: Int32Array | undefined;
+    let symbolLookup: Int32Array | undefined;
     if (ctx && this.precision <= 12 && this.count <= 256) {
       packedMap = new Int32Array(ctx.map.length);
       for (let i = 0; i < ctx.map.length; i++) {
         const t = ctx.map[i];
         packedMap[i] = (t << 24) | (zeroCum[t] << 12) | zeroFreq[t];
       }
+      symbolLookup = new Int32Array(this.count * (1 + (1 << BUCKET_BITS)) + 2 * this.freqs.length);
+      for (let t = 0, at = this.count; t < this.count; t++) {
+        const start = this.starts[t];
+        const records = at + (1 << BUCKET_BITS);
+        symbolLookup[t] = at;
+        for (let b = 0; b < 1 << BUCKET_BITS; b++) symbolLookup[at + b] = records + 2 * buckets[(t << BUCKET_BITS) | b];
+        at = records;
+        for (let s = 0; s < this.sizes[t]; s++, at += 2) {
+          const escape = s === this.sizes[t] - 1;
+          symbolLookup[at] = ((escape ? 0 : this.offsets[t] + s) << 16) | ends[start + s];
+          symbolLookup[at + 1] = (escape ? 1 << 31 : 0) | (this.freqs[start + s] << 12) | this.cums[start + s];
+        }
+      }
     }
-    return { zeroCum, zeroFreq, buckets, ends, packedMap };
+    return { zeroCum, zeroFreq, buckets, ends, packedMap, symbolLookup };
   }
 
   #buildDecodeLookup(): DecodeLookup {
