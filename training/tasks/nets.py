@@ -183,10 +183,42 @@ def seg_rgb_stem(arch):
                                          for i in range(len(chans) - 1)])
 
 
+class SynthesisStem(nn.Module):
+    """Latents -> the codec's own first synthesis layer (transposed conv to 1/4 and inverse GDN,
+    frozen: what the decoder computes first) -> a trainable 3x3 stride-2 conv back to 1/8,
+    concatenated with the scaled latents. The decoded-pixel path re-encodes the whole synthesis
+    output; this stem gives the latent head the first, cheapest part of that nonlinearity."""
+
+    def __init__(self, channels, hidden, out):
+        super().__init__()
+        self.latents = LatentInput(channels)
+        self.deconv = nn.ConvTranspose2d(channels, hidden, 5, stride=2, padding=2, output_padding=1)
+        self.deconv.requires_grad_(False)
+        self.register_buffer("beta", torch.ones(hidden))
+        self.register_buffer("gamma", torch.zeros(hidden, hidden, 1, 1))
+        self.down = conv_bn(hidden, out, 3, 2)
+
+    def load_synthesis(self, weight, bias, gamma, beta):
+        """The first ConvTranspose and inverse GDN of an exported synthesis graph."""
+        self.deconv.weight.data.copy_(torch.as_tensor(weight))
+        self.deconv.bias.data.copy_(torch.as_tensor(bias))
+        self.gamma.copy_(torch.as_tensor(gamma))
+        self.beta.copy_(torch.as_tensor(beta))
+
+    def forward(self, y):
+        h = self.deconv(y.float())
+        h = h * torch.sqrt(F.conv2d(h * h, self.gamma, self.beta))
+        return torch.cat([self.latents(y), self.down(h)], 1)
+
+
 class Segmenter(nn.Module):
     def __init__(self, arch):
         super().__init__()
-        if arch["input"] == "latent":
+        if arch["input"] == "latent" and arch.get("latent_stem") == "synthesis":
+            self.stem = SynthesisStem(arch["latent_channels"], arch["synth_hidden"],
+                                      arch["synth_out"])
+            cin = arch["latent_channels"] + arch["synth_out"]
+        elif arch["input"] == "latent":
             self.stem, cin = LatentInput(arch["latent_channels"]), arch["latent_channels"]
         else:
             self.stem, cin = seg_rgb_stem(arch), arch["stem_widths"][-1]

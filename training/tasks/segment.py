@@ -30,7 +30,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import (DEFAULT_CACHE, apply_overrides, autocast, channel_scale,  # noqa: E402
                     code_snapshot, codec_meta, count_macs, expand, fmt_macs, git_commit,
                     int_list, log_line, lr_at, make_optimizer, parse_overrides, pick_device,
-                    resolve_run, save_atomic, seed_everything)
+                    resolve_run, save_atomic, seed_everything, sha256_file)
 from nets import Segmenter, latent_input  # noqa: E402
 
 INPUTS = ("latent", "rgb", "decoded")
@@ -54,6 +54,8 @@ class Config:
                                         # logits are then upsampled bilinearly to full resolution
     stem_widths: str = "32,64,64"       # rgb / decoded: three 3x3 stride-2 convs
     latent_scale: bool = True
+    latent_stem: str = "plain"          # latent: plain (scaled latents) | synthesis (nets.SynthesisStem)
+    synth_out: int = 64                 # synthesis stem: channels of its 1/8 branch
     # recipe (identical for every input)
     steps: int = 4000
     batch_size: int = 8
@@ -79,14 +81,36 @@ class Config:
 
 RUNTIME_KEYS = {"cache_dir", "out_dir", "num_threads", "device", "amp", "log_interval",
                 "ckpt_interval_s", "resume", "eval_interval", "val_limit"}
-CHOICES = {"input": INPUTS, "optimizer": ("sgd", "adamw"), "device": ("auto", "cpu", "cuda"),
+CHOICES = {"input": INPUTS, "latent_stem": ("plain", "synthesis"), "optimizer": ("sgd", "adamw"), "device": ("auto", "cpu", "cuda"),
            "class_weight": ("none", "median-freq")}
 
 
 def arch_of(cfg):
     return {"task": "segment", "input": cfg.input, "classes": CLASSES, "latent_channels": 64,
             "width": cfg.width, "blocks": cfg.blocks, "up": int_list(cfg.up),
-            "stem_widths": int_list(cfg.stem_widths)}
+            "stem_widths": int_list(cfg.stem_widths),
+            **({"latent_stem": "synthesis", "synth_hidden": 96, "synth_out": cfg.synth_out}
+               if cfg.input == "latent" and cfg.latent_stem == "synthesis" else {})}
+
+
+def synthesis_layer(cache_dir, codec_id):
+    """(weight, bias, gamma, beta) of the first ConvTranspose and inverse GDN of the codec's
+    synthesis.onnx, the very file whose sha256 latents.py recorded."""
+    import onnx
+    from onnx import numpy_helper
+    with open(os.path.join(expand(cache_dir), "tasks", codec_id, "meta.json")) as f:
+        meta = json.load(f)
+    path = os.path.join(meta["codec_location"], "synthesis.onnx")
+    if sha256_file(path) != meta["codec"].get("synthesis_sha256"):
+        raise SystemExit(f"{path} is not the synthesis the cached latents were made with")
+    proto = onnx.load(path)
+    init = {i.name: numpy_helper.to_array(i).astype(np.float32) for i in proto.graph.initializer}
+    nodes = list(proto.graph.node)
+    casts = {n.output[0]: n.input[0] for n in nodes if n.op_type == "Cast"}
+    param = lambda name: init[casts.get(name, name)]
+    tconv = next(n for n in nodes if n.op_type == "ConvTranspose")
+    gdn = next(n for n in nodes if n.op_type == "Conv")     # the first Conv: IGDN's norm
+    return (param(tconv.input[1]), param(tconv.input[2]), param(gdn.input[1]), param(gdn.input[2]))
 
 
 def load_split(cfg, split):
@@ -197,6 +221,8 @@ def main():
     model = Segmenter(arch)
     if cfg.input == "latent" and cfg.latent_scale:
         latent_input(model).scale.copy_(channel_scale(train[0], 400))
+    if arch.get("latent_stem") == "synthesis":
+        model.stem.load_synthesis(*synthesis_layer(cfg.cache_dir, cfg.codec_id))
     example = to_tensor(val[0][:1])
     macs, params = count_macs(model, example)
     print(f"{cfg.input}: {fmt_macs(macs)} MACs at {tuple(example.shape[2:])} "
