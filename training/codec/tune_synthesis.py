@@ -44,6 +44,7 @@ sys.path.insert(1, os.path.dirname(HERE))
 from data import _images_in, _load, _random_crops, _center_crop, _walk_images, _is_val  # noqa: E402
 from model import FactorizedCodec  # noqa: E402
 from overrides import apply_overrides, parse_overrides  # noqa: E402
+from train import save_atomic, to_tensor  # noqa: E402  (the codec trainer's own helpers)
 
 REPO = os.path.dirname(os.path.dirname(HERE))
 MSSSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
@@ -205,17 +206,13 @@ def lr_at(step, cfg):
     return cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1 + math.cos(math.pi * t))
 
 
-def as_image(u8):
-    return torch.from_numpy(np.ascontiguousarray(u8)).permute(0, 3, 1, 2).float() / 255.0
-
-
 @torch.no_grad()
 def evaluate(g_s, vx, vy):
     """PSNR (8-bit output, as decoders write it) and MS-SSIM over the val crops."""
     g_s.eval()
     psnr, ms = [], []
     for i in range(0, len(vx), 16):
-        x = as_image(vx[i:i + 16])
+        x = to_tensor(vx[i:i + 16])
         x_hat = torch.round(g_s(torch.from_numpy(vy[i:i + 16].astype(np.float32))).clamp(0, 1) * 255) / 255
         mse = ((x_hat - x) ** 2).mean(dim=(1, 2, 3))
         psnr += (10 * torch.log10(1 / mse.clamp_min(1e-12))).tolist()
@@ -236,11 +233,6 @@ def check_start(g_s, entry, cfg, vy):
     if err > 2e-2:
         raise SystemExit(f"{cfg.ckpt} is not {cfg.codec}'s synthesis (max abs error {err:.3g})")
     return err
-
-
-def save_atomic(obj, path):
-    torch.save(obj, path + ".tmp")
-    os.replace(path + ".tmp", path)
 
 
 def train(cfg, entry):
@@ -293,7 +285,7 @@ def train(cfg, entry):
             grp["lr"] = lr
         idx = rng.integers(0, len(x), cfg.batch_size)
         xb, yb = x[idx], y[idx].astype(np.float32)
-        target = as_image(xb)
+        target = to_tensor(xb)
         x_hat = g_s(torch.from_numpy(yb)).clamp(0, 1)
         mse = F.mse_loss(x_hat, target)
         ms = msssim(x_hat, target).mean()
