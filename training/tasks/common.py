@@ -159,7 +159,8 @@ def make_optimizer(model, name, lr, weight_decay, momentum=0.9):
 def count_macs(model, *inputs):
     """Multiply-accumulates of one forward pass per item of the batch, from hooks on
     Conv2d / ConvTranspose2d / Linear (the layers that dominate; BN, ReLU, pooling and
-    interpolation are not counted, as usual). Returns (macs, params).
+    interpolation are not counted, as usual), plus ``functional_macs(input)`` of any module
+    that defines it (convolutions it calls as functions). Returns (macs, params).
     """
     total = [0]
 
@@ -174,6 +175,9 @@ def count_macs(model, *inputs):
     def linear_hook(m, inp, out):
         total[0] += out[0].numel() * m.in_features
 
+    def functional_hook(m, inp, out):           # convolutions a module runs as F.conv2d
+        total[0] += m.functional_macs(inp[0][:1])
+
     hooks = []
     for mod in model.modules():
         if isinstance(mod, nn.Conv2d):
@@ -182,6 +186,8 @@ def count_macs(model, *inputs):
             hooks.append(mod.register_forward_hook(tconv_hook))
         elif isinstance(mod, nn.Linear):
             hooks.append(mod.register_forward_hook(linear_hook))
+        if hasattr(mod, "functional_macs"):
+            hooks.append(mod.register_forward_hook(functional_hook))
     was_training = model.training
     model.eval()
     with torch.no_grad():

@@ -20,7 +20,8 @@
 # and CamVid images per split), MAX_STEPS (smoke: classifier and segmenter steps),
 # DATASETS (imagenette,camvid; trials may need one), VARIANTS
 # (architecture trials instead of the full set: "name cls|seg overrides...;..." trains only those
-# latent models, on every codec of CODECS, e.g. "b422 cls --blocks 4,2,2;w192 seg --width 192").
+# latent models, on every codec of CODECS, e.g. "b422 cls --blocks 4,2,2;w192 seg --width 192";
+# "name@ls-f8-q2 ..." trains that variant on that codec only).
 set -u
 FILES=${1:?folder of files-K.tar and index.json}
 OUT=${2:?output folder}
@@ -148,6 +149,10 @@ if [ -n "${VARIANTS:-}" ]; then
     IFS=';' read -ra specs <<<"$VARIANTS"
     for spec in "${specs[@]}"; do
       read -r vname task overrides <<<"$spec"
+      if [[ "$vname" == *@* ]]; then          # name@codec: this codec only
+        [ "${vname#*@}" = "$codec" ] || continue
+        vname=${vname%@*}
+      fi
       run="$task-latent-$codec-$vname$SUFFIX"
       if [ "$task" = cls ]; then
         # shellcheck disable=SC2086

@@ -155,21 +155,30 @@ class SegHead(nn.Module):
     upsampling of the logits for the rest of the way to full resolution (with two stages: x2 from
     1/2, where refining 11-class logits costs far less than refining features)."""
 
-    def __init__(self, cin, width, blocks, up, classes):
+    def __init__(self, cin, width, blocks, up, classes, skip=0):
         super().__init__()
         if len(up) > 3:
             raise ValueError("at most three x2 stages from 1/8")
+        if skip and len(up) < 2:
+            raise ValueError("a 1/4-resolution skip needs at least two x2 stages")
         self.inp = conv_bn(cin, width, 3)
         self.blocks = nn.Sequential(*[BasicBlock(width, width, dilation=1 + i)
                                       for i in range(blocks)])
         self.aspp = ASPPLite(width)
         chans = [width] + list(up)
-        self.up = nn.Sequential(*[UpStage(chans[i], chans[i + 1]) for i in range(len(up))])
+        self.up = nn.Sequential(*[UpStage(chans[i] + (skip if i == 1 else 0), chans[i + 1])
+                                  for i in range(len(up))])
         self.cls = nn.Conv2d(chans[-1], classes, 1)
         self.rest = 2 ** (3 - len(up))
 
-    def forward(self, x):
-        logits = self.cls(self.up(self.aspp(self.blocks(self.inp(x)))))
+    def forward(self, x, skip=None):
+        """``skip``: features at 1/4 of the image side, joined to the first stage's output."""
+        x = self.aspp(self.blocks(self.inp(x)))
+        for i, stage_ in enumerate(self.up):
+            if i == 1 and skip is not None:
+                x = torch.cat([x, skip], 1)
+            x = stage_(x)
+        logits = self.cls(x)
         if self.rest == 1:
             return logits
         return F.interpolate(logits, scale_factor=float(self.rest), mode="bilinear",
@@ -189,7 +198,7 @@ class SynthesisStem(nn.Module):
     concatenated with the scaled latents. The decoded-pixel path re-encodes the whole synthesis
     output; this stem gives the latent head the first, cheapest part of that nonlinearity."""
 
-    def __init__(self, channels, hidden, out):
+    def __init__(self, channels, hidden, out, skip=0):
         super().__init__()
         self.latents = LatentInput(channels)
         self.deconv = nn.ConvTranspose2d(channels, hidden, 5, stride=2, padding=2, output_padding=1)
@@ -197,6 +206,9 @@ class SynthesisStem(nn.Module):
         self.register_buffer("beta", torch.ones(hidden))
         self.register_buffer("gamma", torch.zeros(hidden, hidden, 1, 1))
         self.down = conv_bn(hidden, out, 3, 2)
+        # ``skip`` > 0: the 1/4-resolution features also go, through a 1x1 conv, to the head's
+        # 1/4 stage (a U-Net skip from the decoder's first layer instead of from an encoder)
+        self.skip = conv_bn(hidden, skip, 1) if skip else None
 
     def load_synthesis(self, weight, bias, gamma, beta):
         """The first ConvTranspose and inverse GDN of an exported synthesis graph."""
@@ -205,27 +217,35 @@ class SynthesisStem(nn.Module):
         self.gamma.copy_(torch.as_tensor(gamma))
         self.beta.copy_(torch.as_tensor(beta))
 
+    def functional_macs(self, y):
+        """The inverse GDN's 1x1 convolution (F.conv2d, unseen by module hooks) at 1/4."""
+        return self.gamma.shape[0] * self.gamma.shape[1] * 4 * y.shape[-2] * y.shape[-1]
+
     def forward(self, y):
         h = self.deconv(y.float())
         h = h * torch.sqrt(F.conv2d(h * h, self.gamma, self.beta))
-        return torch.cat([self.latents(y), self.down(h)], 1)
+        x = torch.cat([self.latents(y), self.down(h)], 1)
+        return x if self.skip is None else (x, self.skip(h))
 
 
 class Segmenter(nn.Module):
     def __init__(self, arch):
         super().__init__()
+        skip = 0
         if arch["input"] == "latent" and arch.get("latent_stem") == "synthesis":
+            skip = arch.get("synth_skip", 0)
             self.stem = SynthesisStem(arch["latent_channels"], arch["synth_hidden"],
-                                      arch["synth_out"])
+                                      arch["synth_out"], skip)
             cin = arch["latent_channels"] + arch["synth_out"]
         elif arch["input"] == "latent":
             self.stem, cin = LatentInput(arch["latent_channels"]), arch["latent_channels"]
         else:
             self.stem, cin = seg_rgb_stem(arch), arch["stem_widths"][-1]
-        self.head = SegHead(cin, arch["width"], arch["blocks"], arch["up"], arch["classes"])
+        self.head = SegHead(cin, arch["width"], arch["blocks"], arch["up"], arch["classes"], skip)
 
     def forward(self, x):
-        return self.head(self.stem(x))
+        x = self.stem(x)
+        return self.head(*x) if isinstance(x, tuple) else self.head(x)
 
 
 def latent_input(model):

@@ -56,6 +56,8 @@ class Config:
     latent_scale: bool = True
     latent_stem: str = "plain"          # latent: plain (scaled latents) | synthesis (nets.SynthesisStem)
     synth_out: int = 64                 # synthesis stem: channels of its 1/8 branch
+    synth_skip: int = 0                 # synthesis stem: > 0 also feeds its 1/4 features (1x1 to
+                                        # this many channels) to the head's 1/4 stage
     # recipe (identical for every input)
     steps: int = 4000
     batch_size: int = 8
@@ -89,7 +91,8 @@ def arch_of(cfg):
     return {"task": "segment", "input": cfg.input, "classes": CLASSES, "latent_channels": 64,
             "width": cfg.width, "blocks": cfg.blocks, "up": int_list(cfg.up),
             "stem_widths": int_list(cfg.stem_widths),
-            **({"latent_stem": "synthesis", "synth_hidden": 96, "synth_out": cfg.synth_out}
+            **({"latent_stem": "synthesis", "synth_hidden": 96, "synth_out": cfg.synth_out,
+                **({"synth_skip": cfg.synth_skip} if cfg.synth_skip else {})}
                if cfg.input == "latent" and cfg.latent_stem == "synthesis" else {})}
 
 

@@ -8,6 +8,12 @@ as it is (``[:, 0]``) and flipped left-right (``[:, 1]``), in the order of the t
 ``latents.py``, so that a student that read image i (or its flipped latents) looks up its teacher.
 The teacher reads its own input kind (pixels for ``rgb``; a latent teacher reads the latents and
 their flipped copy) without random crops. Train images only: val never teaches.
+
+The teacher may also be an exported classifier (``classifier.onnx`` of ``export.py``, e.g.
+``models/baselines/cls-rgb/classifier.onnx``): its logits are the input of the graph's Softmax,
+read through onnxruntime, so a shipped baseline teaches without its training checkpoint.
+
+    python3 training/tasks/teacher.py models/baselines/cls-rgb/classifier.onnx --name cls-rgb
 """
 import argparse
 import json
@@ -23,9 +29,36 @@ from classify import to_tensor  # noqa: E402
 from nets import Classifier  # noqa: E402
 
 
+class OnnxTeacher:
+    """An exported classifier whose pre-softmax logits are exposed as an extra graph output."""
+
+    def __init__(self, path, num_threads):
+        import onnx
+        import onnxruntime as ort
+        proto = onnx.load(path)
+        softmax = [n for n in proto.graph.node if n.op_type == "Softmax"]
+        if len(softmax) != 1:
+            raise SystemExit(f"{path}: expected one Softmax (export.py's classifier), found {len(softmax)}")
+        self.logits = softmax[0].input[0]
+        proto.graph.output.append(onnx.helper.make_tensor_value_info(self.logits, onnx.TensorProto.FLOAT, None))
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = num_threads
+        self.session = ort.InferenceSession(proto.SerializeToString(), opts,
+                                            providers=["CPUExecutionProvider"])
+        inp = self.session.get_inputs()[0]
+        if inp.type != "tensor(float)" or len(inp.shape) != 4 or inp.shape[1] != 3:
+            raise SystemExit(f"{path}: input {inp.name} {inp.type} {inp.shape} is not an RGB image batch")
+        self.input = inp.name
+
+    def __call__(self, x):
+        """x: float NCHW in [0,1] -> logits [N, classes]."""
+        return torch.from_numpy(self.session.run([self.logits], {self.input: x.numpy()})[0])
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("ckpt", help="a classifier checkpoint (best.pt of classify.py)")
+    ap.add_argument("ckpt", help="a classifier checkpoint (best.pt of classify.py) or an exported "
+                    "RGB classifier.onnx")
     ap.add_argument("--name", default="", help="output name (default: the checkpoint's run name)")
     ap.add_argument("--cache_dir", default=DEFAULT_CACHE)
     ap.add_argument("--num_threads", type=int, default=2)
@@ -34,13 +67,19 @@ def main():
     args = ap.parse_args()
     torch.set_num_threads(args.num_threads)
 
-    ckpt = torch.load(expand(args.ckpt), map_location="cpu", weights_only=False)
-    arch, cfg = ckpt["arch"], ckpt["config"]
-    if arch.get("task") != "classify":
-        raise SystemExit(f"{args.ckpt} is a {arch.get('task')} checkpoint, not a classifier")
-    model = Classifier(arch)
-    model.load_state_dict(ckpt["model"])
-    model.eval()
+    if args.ckpt.endswith(".onnx"):
+        if not args.name:
+            raise SystemExit("--name is required for an ONNX teacher")
+        model = OnnxTeacher(expand(args.ckpt), args.num_threads)
+        arch, cfg = {"input": "rgb", "classes": None}, {}
+    else:
+        ckpt = torch.load(expand(args.ckpt), map_location="cpu", weights_only=False)
+        arch, cfg = ckpt["arch"], ckpt["config"]
+        if arch.get("task") != "classify":
+            raise SystemExit(f"{args.ckpt} is a {arch.get('task')} checkpoint, not a classifier")
+        model = Classifier(arch)
+        model.load_state_dict(ckpt["model"])
+        model.eval()
 
     tasks = os.path.join(expand(args.cache_dir), "tasks")
     if arch["input"] == "latent":
@@ -54,12 +93,15 @@ def main():
         raise SystemExit(f"a {arch['input']} teacher is not supported (rgb, rgb-cheap or latent)")
     n = min(len(plain), args.limit) if args.limit else len(plain)
 
-    out = np.zeros((n, 2, arch["classes"]), np.float32)
+    out = None
     with torch.no_grad():
         for s in range(0, n, args.batch):
             e = min(n, s + args.batch)
             x = to_tensor(plain[s:e])
-            out[s:e, 0] = model(x).float().numpy()
+            logits = model(x).float().numpy()
+            if out is None:
+                out = np.zeros((n, 2, logits.shape[1]), np.float32)
+            out[s:e, 0] = logits
             x = to_tensor(flipped[s:e]) if flipped is not None else x.flip(3)
             out[s:e, 1] = model(x).float().numpy()
             if (s // args.batch) % 10 == 0:
