@@ -234,3 +234,21 @@ def test_the_torch_runtime_refuses_an_op_it_does_not_know(tmp_path):
     onnx.save(helper.make_model(graph), str(tmp_path / "g.onnx"))
     with pytest.raises(SystemExit, match="Relu"):
         latents.OnnxGraph(str(tmp_path / "g.onnx"), "cpu")
+
+
+def test_an_exported_rgb_classifier_teaches_with_the_logits_of_its_training_network(tmp_path):
+    import teacher
+    arch = classify.arch_of(classify.Config(input="rgb-cheap"), 10)
+    net = Classifier(arch).eval()
+    for p in net.parameters():                  # away from the zero-init residuals: distinct logits
+        p.data.normal_(0, 0.05)
+    wrapper, example, in_spec, out_specs, dynamic, _ = export.graph_spec(arch)
+    proto = export.to_onnx(wrapper(net).eval(), example, in_spec, out_specs, dynamic)
+    path = tmp_path / "classifier.onnx"
+    path.write_bytes(proto.SerializeToString())
+    x = torch.rand(3, 3, 224, 224)
+    with torch.no_grad():
+        want = net(x)
+    got = teacher.OnnxTeacher(str(path), 1)(x)
+    assert got.shape == (3, 10)
+    np.testing.assert_allclose(got.numpy(), want.numpy(), atol=1e-4)
