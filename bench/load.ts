@@ -92,6 +92,11 @@ export async function benchLoad(): Promise<Record<string, unknown>> {
       const r = await send(bytes, id);
       return r.status === 200 && r.body?.request_id === id && r.body.cache === 'miss' && Math.abs(r.body.bpp - bppOf(bytes)) < 5e-5 ? 'ok' : String(r.status);
     });
+    if (hits.errors + misses.errors + sequentialErrors > 0) {
+      // Where the errors came from: the services' last words (JSON lines, no secrets or image data).
+      process.stderr.write(`load: errors; the edge's last lines:\n${stack.edgeLines.slice(-40).join('\n')}\n`);
+      process.stderr.write(`load: the origin's last lines:\n${stack.originLogs().slice(-20).map((l) => JSON.stringify(l)).join('\n')}\n`);
+    }
     return {
       bench: 'load',
       clients,

@@ -29,6 +29,12 @@ import { Recent } from './recent.ts';
 export const LEASE_MS = 1_000;
 /** The most tokens one lease holds. */
 export const MAX_LEASE = 32;
+/**
+ * How long a call to the key's object may take (it normally takes milliseconds). A call that never
+ * answers would otherwise hold every request of the key that waits for its lease: after this the
+ * call counts as failed, and `takeToken` lets the request through (logged), as for any failure.
+ */
+export const LEASE_CALL_TIMEOUT_MS = 2_000;
 
 /** Tokens a lease may hold for a key of `limit` requests a minute: about a second's worth, at most MAX_LEASE. */
 export function leaseCap(limit: number): number {
@@ -62,8 +68,18 @@ export class TokenLeases {
   constructor(
     maxKeys = 4096,
     private readonly now: () => number = Date.now,
+    private readonly callTimeoutMs = LEASE_CALL_TIMEOUT_MS,
   ) {
     this.#leases = new Recent<Lease>(maxKeys);
+  }
+
+  /** `call`, rejected if it has not answered within `callTimeoutMs`. */
+  #bounded(call: LeaseCall, want: number, returned: number): Promise<LeaseGrant> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`the rate limiter did not answer within ${this.callTimeoutMs} ms`)), this.callTimeoutMs);
+    });
+    return Promise.race([call(want, returned), timeout]).finally(() => clearTimeout(timer));
   }
 
   /**
@@ -73,7 +89,7 @@ export class TokenLeases {
    */
   async take(id: string, limit: number, call: LeaseCall, background: (work: Promise<unknown>) => void): Promise<RateDecision> {
     const cap = leaseCap(limit);
-    if (cap === 1) return decisionOf(await call(1, 0));
+    if (cap === 1) return decisionOf(await this.#bounded(call, 1, 0));
     let lease = this.#leases.get(id);
     if (!lease) this.#leases.set(id, (lease = { tokens: 0, expiresAt: 0, size: 1, bucketRemaining: 0, resetSeconds: 0 }));
     // Bounded: a request that waited for a lease and found it spent by others waits for at most three
@@ -87,7 +103,7 @@ export class TokenLeases {
         }
         return { allowed: true, limit, remaining: lease.bucketRemaining + lease.tokens, retryAfterSeconds: 0, resetSeconds: lease.resetSeconds };
       }
-      if (round === 3) return decisionOf(await call(1, 0));
+      if (round === 3) return decisionOf(await this.#bounded(call, 1, 0));
       const grant = await (lease.pending ?? this.#renew(lease, call, cap));
       if (!grant.allowed) return decisionOf(grant);
     }
@@ -104,8 +120,9 @@ export class TokenLeases {
       lease.tokens = 0;
       lease.size = Math.max(1, Math.ceil(lease.size / 2));
     }
-    // If the call fails, what it was giving back is lost (the key gets fewer requests, never more).
-    const pending = call(lease.size, returned).then((grant) => {
+    // If the call fails or times out, what it was giving back is lost, and so is what a late answer
+    // grants (the key gets fewer requests, never more).
+    const pending = this.#bounded(call, lease.size, returned).then((grant) => {
       lease.tokens += grant.granted;
       lease.expiresAt = this.now() + LEASE_MS;
       lease.bucketRemaining = grant.remaining;

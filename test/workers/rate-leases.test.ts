@@ -124,6 +124,21 @@ describe('token leases', () => {
     expect((await take()).allowed).toBe(true);
   });
 
+  it('give up on an object that does not answer, and ask it again next time', async () => {
+    const object = fakeObject(100);
+    let hang = true;
+    const call: LeaseCall = (want, returned) => (hang ? new Promise(() => {}) : object.call(want, returned));
+    const leases = new TokenLeases(16, Date.now, 20);
+    const take = () => leases.take('key', 6000, call, () => {});
+    // Every request waiting for the hung lease is released with an error (takeToken lets it through).
+    const waiting = await Promise.allSettled([take(), take(), take()]);
+    expect(waiting.map((w) => w.status)).toEqual(['rejected', 'rejected', 'rejected']);
+    expect(String((waiting[0] as PromiseRejectedResult).reason)).toMatch(/did not answer within 20 ms/);
+    hang = false;
+    expect((await take()).allowed).toBe(true);               // the first call to reach the object
+    expect(object.calls[0]).toEqual({ want: 1, returned: 0 });
+  });
+
   it('ask the object on every request for a key under 120 a minute (exact remaining)', async () => {
     const { object, take, settle } = setup(3, 60);
     const decisions = [];
