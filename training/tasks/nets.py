@@ -153,7 +153,9 @@ class SegHead(nn.Module):
     """At 1/8: a 3x3 conv to ``width``, BasicBlocks (dilation 1, 2, ...), ASPP-lite; then one
     x2 upsampling stage per entry of ``up`` (its channels), a 1x1 classifier, and bilinear
     upsampling of the logits for the rest of the way to full resolution (with two stages: x2 from
-    1/2, where refining 11-class logits costs far less than refining features)."""
+    1/2, where refining 11-class logits costs far less than refining features). With ``skip`` > 0,
+    that many channels of 1/4-resolution features (the synthesis stem's) join the first stage's
+    output before the second stage."""
 
     def __init__(self, cin, width, blocks, up, classes, skip=0):
         super().__init__()
