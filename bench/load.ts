@@ -16,7 +16,8 @@
  *   transform).
  * Every answer is checked: status 200, our request id echoed, the bpp of the stream we sent, the cache
  * state of the phase (bpp as the API rounds it, to 4 decimals), and for hits the same top-5 as the first answer. Anything else, a transport error
- * or a 4xx/5xx counts in `errors` (with the statuses in `statuses`). Latencies are client-side wall time.
+ * or a 4xx/5xx counts in `errors` (with the statuses in `statuses`, and the first five transport errors with
+ * their causes in `error_samples`). Latencies are client-side wall time.
  */
 import { execFile } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
@@ -38,6 +39,8 @@ interface PhaseResult {
   requests: number;
   errors: number;
   statuses: Record<string, number>;
+  /** The first few transport errors, with their causes (a reset socket, a timeout...). */
+  error_samples: string[];
 }
 
 export async function benchLoad(): Promise<Record<string, unknown>> {
@@ -94,7 +97,8 @@ export async function benchLoad(): Promise<Record<string, unknown>> {
     });
     if (hits.errors + misses.errors + sequentialErrors > 0) {
       // Where the errors came from: the services' last words (JSON lines, no secrets or image data).
-      process.stderr.write(`load: errors; the edge's last lines:\n${stack.edgeLines.slice(-40).join('\n')}\n`);
+      const notable = stack.edgeLines.filter((l) => !/^\[wrangler:info\] \w+ \S+ \d{3} /.test(l));
+      process.stderr.write(`load: errors; the edge's lines other than request logs (last 40):\n${notable.slice(-40).join('\n')}\n`);
       process.stderr.write(`load: the origin's last lines:\n${stack.originLogs().slice(-20).map((l) => JSON.stringify(l)).join('\n')}\n`);
     }
     return {
@@ -128,6 +132,7 @@ interface Answer {
 async function phase(clients: number, seconds: number, request: (n: number) => Promise<string>): Promise<PhaseResult> {
   const latencies: number[] = [];
   const statuses: Record<string, number> = {};
+  const samples: string[] = [];
   let next = 0;
   const end = performance.now() + seconds * 1000;
   const started = performance.now();
@@ -141,6 +146,7 @@ async function phase(clients: number, seconds: number, request: (n: number) => P
           outcome = await request(n);
         } catch (error) {
           outcome = error instanceof Error ? error.name : 'error';
+          if (samples.length < 5) samples.push(describe(error));
         }
         latencies.push(performance.now() - t0);
         statuses[outcome] = (statuses[outcome] ?? 0) + 1;
@@ -151,7 +157,14 @@ async function phase(clients: number, seconds: number, request: (n: number) => P
   const sorted = latencies.sort((a, b) => a - b);
   const q = (p: number) => round(sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]);
   const ok = statuses.ok ?? 0;
-  return { rps: round(ok / elapsed), p50_ms: q(0.5), p99_ms: q(0.99), requests: sorted.length, errors: sorted.length - ok, statuses };
+  return { rps: round(ok / elapsed), p50_ms: q(0.5), p99_ms: q(0.99), requests: sorted.length, errors: sorted.length - ok, statuses, error_samples: samples };
+}
+
+/** `name: message (cause)` of a failed fetch: undici puts the socket's own error in `cause`. */
+function describe(error: unknown): string {
+  if (!(error instanceof Error)) return String(error);
+  const cause = error.cause instanceof Error ? ` (${(error.cause as Error & { code?: string }).code ?? error.cause.name}: ${error.cause.message})` : '';
+  return `${error.name}: ${error.message}${cause}`;
 }
 
 async function tablesFor(stream: Uint8Array) {

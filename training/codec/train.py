@@ -5,6 +5,13 @@
     python3 training/codec/train.py --run_name ls-f8-q1 --lmbda 0.003 \\
         --init_from ~/.cache/latentsight/runs/ls-f8-q2/best.pt       # weights only
     python3 training/codec/train.py --device cuda --pool_file pack.npz --time_budget_s 440 ...
+    python3 training/codec/train.py --run_name ls-f8-q2-ms --init_onnx models/ls-f8-q2 \
+        --freeze_transforms_steps 2000 --msssim_lmbda 20 --crop 176 --lr 1e-4   # a shipped codec
+
+``--init_onnx`` takes the transforms from a shipped codec's graphs (``from_onnx.py``: exact) when
+its checkpoint is gone; the entropy model starts afresh and ``--freeze_transforms_steps`` fits it
+alone first. ``--msssim_lmbda`` adds ``msssim_lmbda x (1 - MS-SSIM)`` to the loss (MS-SSIM as
+``tune_synthesis.py`` and ``src/eval/metrics.ts`` compute it; its five scales need crops of 176).
 
 ``--time_budget_s`` (a GPU lease is short and its speed unknown ahead): after a few hundred
 steps the run measures its speed and fixes ``max_steps`` so that the whole schedule, decay
@@ -73,11 +80,14 @@ class Config:
     val_interval_s: float = 900.0
     resume: bool = False
     init_from: str = ""                 # checkpoint to take model weights from (fine-tune)
+    init_onnx: str = ""                 # or a codec folder: transforms from its ONNX graphs
+    freeze_transforms_steps: int = 0    # the first N steps fit the entropy model alone
+    msssim_lmbda: float = 0.0           # > 0: loss += msssim_lmbda * (1 - MS-SSIM)
 
 
 # Fields that may change on --resume without changing the run itself.
 RUNTIME_KEYS = {"data", "images", "cache_dir", "device", "out_dir", "num_threads", "log_interval",
-                "ckpt_interval_s", "val_interval_s", "resume", "init_from"}
+                "ckpt_interval_s", "val_interval_s", "resume", "init_from", "init_onnx"}
 
 
 def git_commit():
@@ -111,31 +121,48 @@ def to_tensor(batch_u8, device="cpu"):
     return x.permute(0, 3, 1, 2).float() / 255.0
 
 
-def rd_terms(model, x, lmbda):
+def msssim(a, b):
+    from tune_synthesis import msssim as per_image   # the one MS-SSIM of the training code
+    return per_image(a, b)
+
+
+def rd_terms(model, x, lmbda, msssim_lmbda=0.0):
+    """(loss, mse, bpp, MS-SSIM or 0): loss = lmbda 255^2 mse [+ msssim_lmbda (1 - MS-SSIM)] + bpp."""
     x_hat, lik = model(x)
     n_pixels = x.shape[0] * x.shape[2] * x.shape[3]
     bpp = torch.log(lik).sum() / (-math.log(2) * n_pixels)
     mse = F.mse_loss(x_hat, x)
-    return lmbda * 255 ** 2 * mse + bpp, mse, bpp
+    loss = lmbda * 255 ** 2 * mse + bpp
+    ms = torch.zeros((), device=x.device)
+    if msssim_lmbda > 0:
+        ms = msssim(x_hat.clamp(0, 1), x).mean()
+        loss = loss + msssim_lmbda * (1 - ms)
+    return loss, mse, bpp, ms
 
 
 @torch.no_grad()
-def validate(model, val_u8, lmbda, device="cpu"):
+def validate(model, val_u8, lmbda, device="cpu", msssim_lmbda=0.0):
     """Actual rounding; bpp estimated from the learned likelihoods of the rounded latents."""
     model.eval()
     x = to_tensor(val_u8, device)
-    mses, bpps = [], []
+    mses, bpps, mss = [], [], []
     for i in range(0, len(x), 16):
         xb = x[i:i + 16]
         x_hat, lik = model(xb)
         mses += ((x_hat.clamp(0, 1) - xb) ** 2).mean(dim=(1, 2, 3)).tolist()
         bits = -torch.log2(lik).sum(dim=(1, 2, 3))
         bpps += (bits / (xb.shape[2] * xb.shape[3])).tolist()
+        if msssim_lmbda > 0:
+            mss += msssim(x_hat.clamp(0, 1), xb).tolist()
     model.train()
     mse, bpp = float(np.mean(mses)), float(np.mean(bpps))
     psnr = float(np.mean([10 * math.log10(1 / max(m, 1e-12)) for m in mses]))
-    return {"val_loss": lmbda * 255 ** 2 * mse + bpp, "val_mse": mse, "val_psnr": psnr,
-            "val_bpp": bpp}
+    rec = {"val_loss": lmbda * 255 ** 2 * mse + bpp, "val_mse": mse, "val_psnr": psnr,
+           "val_bpp": bpp}
+    if mss:
+        rec["val_msssim"] = float(np.mean(mss))
+        rec["val_loss"] += msssim_lmbda * (1 - rec["val_msssim"])
+    return rec
 
 
 def save_atomic(obj, path):
@@ -165,6 +192,10 @@ def main():
         cfg = saved
     elif os.path.exists(ckpt_path):
         raise SystemExit(f"{ckpt_path} exists: pass --resume, or a new --run_name")
+    if cfg.msssim_lmbda > 0 and cfg.crop < 176:
+        raise SystemExit(f"--msssim_lmbda needs --crop of at least 176 (MS-SSIM's five scales), not {cfg.crop}")
+    if cfg.init_from and cfg.init_onnx:
+        raise SystemExit("--init_from or --init_onnx, not both")
     os.makedirs(cfg.out_dir, exist_ok=True)
     print(json.dumps(dataclasses.asdict(cfg)), flush=True)
 
@@ -203,6 +234,10 @@ def main():
                          weights_only=False)
         model.load_state_dict(src["model"])
         print(f"initialised weights from {cfg.init_from} (step {src['step']})", flush=True)
+    elif cfg.init_onnx:
+        from from_onnx import load_transforms
+        model.load_state_dict(load_transforms(cfg.init_onnx, cfg.N, cfg.M).state_dict())
+        print(f"initialised the transforms from {cfg.init_onnx}/*.onnx (entropy model afresh)", flush=True)
 
     meta = {"git_commit": git_commit(), "code": code_snapshot()}
 
@@ -230,18 +265,22 @@ def main():
 
     log = open(os.path.join(cfg.out_dir, "train.log.jsonl"), "a")
     # Running sums stay on the device: one host sync per log line, not per step.
-    acc, acc_n = torch.zeros(4, device=device), 0
+    acc, acc_n = torch.zeros(5, device=device), 0
     t_log = t_ckpt = t_val = time.time()
     model.train()
+    transforms = list(model.g_a.parameters()) + list(model.g_s.parameters())
     while step < cfg.max_steps and not stop:
+        frozen = step < cfg.freeze_transforms_steps
+        for p in transforms:
+            p.requires_grad_(not frozen)
         lr = lr_at(step, cfg)
         for g in opt.param_groups:
             g["lr"] = lr
         t0 = time.time()
         x = to_tensor(sampler.batch(cfg.batch_size), device)
-        loss, mse, bpp = rd_terms(model, x, cfg.lmbda)
+        loss, mse, bpp, ms = rd_terms(model, x, cfg.lmbda, 0.0 if frozen else cfg.msssim_lmbda)
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        (bpp if frozen else loss).backward()     # frozen: only the entropy model learns
         torch.nn.utils.clip_grad_norm_(main_params, cfg.grad_clip)
         opt.step()
         aux = model.aux_loss()
@@ -250,7 +289,7 @@ def main():
         aux_opt.step()
         step += 1
         trained_s += time.time() - t0
-        acc += torch.stack([loss.detach(), mse.detach(), bpp.detach(), aux.detach()])
+        acc += torch.stack([loss.detach(), mse.detach(), bpp.detach(), aux.detach(), ms.detach()])
         acc_n += 1
 
         now = time.time()
@@ -270,14 +309,17 @@ def main():
             m = (acc / acc_n).tolist()
             rec = {"step": step, "loss": m[0], "mse": m[1],
                    "psnr": 10 * math.log10(1 / max(m[1], 1e-12)), "bpp": m[2], "aux": m[3],
+                   **({"msssim": m[4]} if cfg.msssim_lmbda > 0 and not frozen else {}),
+                   **({"frozen_transforms": True} if frozen else {}),
                    "lr": lr, "steps_per_s": acc_n / (now - t_log), "time": now}
             log.write(json.dumps(rec) + "\n")
             log.flush()
             print(json.dumps(rec), flush=True)
-            acc, acc_n, t_log = torch.zeros(4, device=device), 0, now
+            acc, acc_n, t_log = torch.zeros(5, device=device), 0, now
         last = step == cfg.max_steps
         if now - t_val >= cfg.val_interval_s or last:
-            rec = {"step": step, **validate(model, val_u8, cfg.lmbda, device), "time": now}
+            rec = {"step": step, **validate(model, val_u8, cfg.lmbda, device, cfg.msssim_lmbda),
+                   "time": now}
             log.write(json.dumps(rec) + "\n")
             log.flush()
             print(json.dumps(rec), flush=True)
