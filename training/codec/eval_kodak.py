@@ -4,8 +4,9 @@
 
 Runs the model with actual rounding (images padded to a multiple of 8, cropped back,
 reconstruction rounded to 8 bits) and prints JSON: mean PSNR and bpp estimated from the
-learned likelihoods of the rounded latents. True bitstream sizes come later from the
-project's rANS coder (see ``coded_bits``).
+learned likelihoods of the rounded latents, and MS-SSIM (as ``src/eval/metrics.ts`` computes it,
+through ``tune_synthesis.msssim``). True bitstream sizes come from the product's coder: export the
+checkpoint and run ``npx latentsight eval rd``.
 """
 import argparse
 import glob
@@ -51,9 +52,11 @@ def evaluate_image(model, path):
     x_hat = model.g_s(y_hat)[:, :, :h, :w].clamp(0, 1)
     x_hat = torch.round(x_hat * 255) / 255
     mse = F.mse_loss(x_hat, x).item()
+    from tune_synthesis import msssim
+    ms = float(msssim(x_hat, x)[0])
     bits_est = -torch.log2(model.entropy_bottleneck.likelihood(y_hat)).sum().item()
     bits = coded_bits(y_hat, model)
-    return {"image": os.path.basename(path), "psnr": 10 * math.log10(1 / mse),
+    return {"image": os.path.basename(path), "psnr": 10 * math.log10(1 / mse), "msssim": ms,
             "bpp_est": bits_est / (h * w), "bpp": None if bits is None else bits / (h * w)}
 
 
@@ -73,6 +76,7 @@ def main():
     out = {"ckpt": args.ckpt, "step": ckpt["step"], "lmbda": ckpt["config"]["lmbda"],
            "images": len(rows),
            "psnr": float(np.mean([r["psnr"] for r in rows])),
+           "msssim": float(np.mean([r["msssim"] for r in rows])),
            "bpp_est": float(np.mean([r["bpp_est"] for r in rows])),
            "bpp": None}
     if args.per_image:
