@@ -1,0 +1,181 @@
+"""An int8 variant of a shipped task model, for origins that run on CPUs.
+
+    python3 training/tasks/quantize.py --model seg-latent-ls-f8-q2 [--data ../shared/data]
+    python3 training/tasks/quantize.py --model cls-latent-ls-f8-q2 --calibration 128
+
+The model's graph from ``models/`` (its fp16 weights widened back to float32, its ConvTranspose in
+sub-pixel form: ``training/onnx_subpixel.py``) is quantised statically by onnxruntime: QDQ format,
+int8 weights per output channel, uint8 activations whose ranges come from ``--calibration`` images
+of the model's *train* split (Imagenette train or CamVid train, a seeded sample), encoded by the
+codec's own analysis transform and rounded, as a client's encoder makes them. Val is never read.
+
+The result is a new manifest entry ``<id>-int8`` (same codec, labels, I/O and MACs, its own file
+and sha256, ``quantized_from`` naming the source), placed after its source so that the source stays
+the default; an edge serves it for its (codec, task) pair when ``TASK_MODELS`` names it. Its metrics
+are left empty: measure them through the product path and record them with record_eval.py:
+
+    npx latentsight eval segment --images ../shared/data/camvid/val --masks ../shared/data/camvid/valannot \\
+        --model seg-latent-ls-f8-q2-int8 --json > /tmp/evals/seg-q2-int8.json
+    python3 training/tasks/record_eval.py /tmp/evals/seg-q2-int8.json
+
+On this project's 2-core Xeon (AVX-512 VNNI), onnxruntime runs the int8 segmenter about 2x faster
+than the float graph; a GPU origin keeps the float models (docs/DEPLOY.md).
+"""
+import argparse
+import copy
+import datetime
+import hashlib
+import json
+import os
+import sys
+import tempfile
+
+import numpy as np
+import onnx
+from onnx import numpy_helper
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(HERE, ".."))
+sys.path.insert(0, os.path.join(HERE, "..", "codec"))   # its export.py (update_manifest), not ours
+from onnx_subpixel import subpixel  # noqa: E402
+from export import update_manifest  # noqa: E402
+from common import DEFAULT_DATA, REPO  # noqa: E402
+from latents import CAMVID_H, CAMVID_PAD_H, CAMVID_W, IMAGENETTE_SIDE, camvid_files, imagenette_files, load_rgb, pad_rows  # noqa: E402
+
+MODELS = os.path.join(REPO, "models")
+
+
+def widen_fp16(proto):
+    """A copy whose fp16-stored weights (initializer -> Cast) are float32 initializers again: the
+    quantiser reads weights only from initializers."""
+    proto = copy.deepcopy(proto)
+    g = proto.graph
+    inits = {i.name: i for i in g.initializer}
+    kept = []
+    for n in g.node:
+        if n.op_type == "Cast" and n.input[0] in inits and inits[n.input[0]].data_type == onnx.TensorProto.FLOAT16:
+            arr = numpy_helper.to_array(inits[n.input[0]]).astype(np.float32)
+            g.initializer.append(numpy_helper.from_array(arr, n.output[0]))
+            g.initializer.remove(inits.pop(n.input[0]))
+        else:
+            kept.append(n)
+    del g.node[:]
+    g.node.extend(kept)
+    return proto
+
+
+def calibration_latents(entry, codec_dir, data, n, seed):
+    """``n`` train images of the task's dataset through the codec's analysis, rounded to int16."""
+    import onnxruntime as ort
+    rng = np.random.default_rng(seed)
+    if entry["kind"] == "classifier":
+        files, _ = imagenette_files(data, "train", 0)
+        load = lambda p: load_rgb(p, (IMAGENETTE_SIDE, IMAGENETTE_SIDE))
+        source = "Imagenette train"
+    else:
+        files, _ = camvid_files(data, "train", 0)
+        load = lambda p: pad_rows(load_rgb(p, (CAMVID_W, CAMVID_H)))
+        source = f"CamVid train ({CAMVID_W}x{CAMVID_H}, rows padded to {CAMVID_PAD_H})"
+    picked = sorted(rng.choice(len(files), size=min(n, len(files)), replace=False))
+    opts = ort.SessionOptions()
+    analysis = ort.InferenceSession(os.path.join(codec_dir, "analysis.onnx"), opts, providers=["CPUExecutionProvider"])
+    name = analysis.get_inputs()[0].name
+    out = []
+    for i in picked:
+        x = load(files[i]).astype(np.float32).transpose(2, 0, 1)[None] / 255.0
+        y = analysis.run(None, {name: x})[0]
+        out.append(np.round(y).astype(np.int16))
+    return out, {"split": source, "seed": seed}
+
+
+class Reader:
+    """onnxruntime's CalibrationDataReader over a list of latents."""
+
+    def __init__(self, name, arrays):
+        self.name, self.it = name, iter(arrays)
+
+    def get_next(self):
+        x = next(self.it, None)
+        return None if x is None else {self.name: x}
+
+
+def quantize(proto, input_name, latents, method):
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+    with tempfile.TemporaryDirectory() as tmp:
+        src, pre, out = (os.path.join(tmp, f) for f in ("float.onnx", "pre.onnx", "int8.onnx"))
+        onnx.save(proto, src)
+        quant_pre_process(src, pre, skip_symbolic_shape=True)
+        quantize_static(pre, out, Reader(input_name, latents), quant_format=QuantFormat.QDQ,
+                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=True,
+                        calibrate_method={"minmax": CalibrationMethod.MinMax,
+                                          "percentile": CalibrationMethod.Percentile}[method])
+        result = onnx.load(out)
+    onnx.checker.check_model(result)
+    return result
+
+
+def agreement(float_proto, int8_proto, input_name, latents):
+    """Fraction of top-1 classes / mask pixels that the int8 graph shares with the float graph."""
+    import onnxruntime as ort
+    sessions = [ort.InferenceSession(p.SerializeToString(), providers=["CPUExecutionProvider"]) for p in (float_proto, int8_proto)]
+    same = total = 0
+    for x in latents:
+        a, b = (s.run(None, {input_name: x})[-1] for s in sessions)
+        a, b = (v[..., 0] if v.ndim == 2 else v for v in (a, b))
+        same += int((a == b).sum())
+        total += a.size
+    return same / total
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", required=True, help="manifest id of a task model on latents")
+    ap.add_argument("--data", default=DEFAULT_DATA)
+    ap.add_argument("--manifest", default=os.path.join(MODELS, "manifest.json"))
+    ap.add_argument("--calibration", type=int, default=64, help="train images for the activation ranges")
+    ap.add_argument("--check", type=int, default=16, help="other train images for the agreement check")
+    ap.add_argument("--method", choices=["minmax", "percentile"], default="minmax")
+    ap.add_argument("--seed", type=int, default=1337)
+    args = ap.parse_args()
+
+    with open(args.manifest) as f:
+        entries = {e["id"]: e for e in json.load(f)["models"]}
+    entry = entries.get(args.model)
+    if not entry or entry["kind"] not in ("classifier", "segmenter") or entry["input"] != "latent":
+        raise SystemExit(f"{args.model}: not a task model on latents in {args.manifest}")
+    codec = entries[entry["codec"]]
+    src_path = os.path.join(MODELS, entry["files"]["model"]["path"])
+    source = onnx.load(src_path)
+    input_name = source.graph.input[0].name
+
+    latents, calibration = calibration_latents(entry, os.path.join(MODELS, codec["id"]), args.data,
+                                               args.calibration + args.check, args.seed)
+    calib, check = latents[:args.calibration], latents[args.calibration:]
+    widened, rewrites = subpixel(widen_fp16(source))
+    int8 = quantize(widened, input_name, calib, args.method)
+    agree = agreement(source, int8, input_name, check)
+
+    qid = f"{entry['id']}-int8"
+    rel = os.path.join(qid, os.path.basename(entry["files"]["model"]["path"]))
+    os.makedirs(os.path.join(MODELS, qid), exist_ok=True)
+    onnx.save(int8, os.path.join(MODELS, rel))
+    data = open(os.path.join(MODELS, rel), "rb").read()
+    with open(src_path, "rb") as f:
+        src_sha = hashlib.sha256(f.read()).hexdigest()
+    out = copy.deepcopy(entry)
+    out.update(id=qid, files={"model": {"path": rel, "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}},
+               metrics={}, weights={"stored": "int8", "format": "QDQ: int8 weights per output channel, uint8 activations",
+                                    "calibration": {"images": len(calib), **calibration, "method": args.method},
+                                    "agreement_with_source": {"images": len(check), "of": "the same sample, after the calibration images", "fraction": round(agree, 6),
+                                                              "unit": "top-1 classes" if entry["kind"] == "classifier" else "mask pixels"},
+                                    "subpixel_rewrites": sum(r["rewritten"] for r in rewrites)},
+               quantized_from={"id": entry["id"], "version": entry["version"], "sha256": src_sha},
+               quantized_at=datetime.date.today().isoformat())
+    update_manifest(args.manifest, out)
+    print(json.dumps({"id": qid, "file": rel, "bytes": len(data), "agreement": out["weights"]["agreement_with_source"]}))
+
+
+if __name__ == "__main__":
+    main()

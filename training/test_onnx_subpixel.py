@@ -1,0 +1,69 @@
+"""The sub-pixel rewrite computes what the ConvTranspose computed (python3 -m pytest training -q)."""
+import io
+import os
+import sys
+import warnings
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from onnx_subpixel import subpixel  # noqa: E402
+
+
+def exported(module, shape):
+    f = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(module, (torch.zeros(shape),), f, dynamo=False, opset_version=17,
+                          input_names=["x"], output_names=["y"],
+                          dynamic_axes={"x": {0: "n", 2: "h", 3: "w"}, "y": {0: "n", 2: "h2", 3: "w2"}})
+    return onnx.load_from_string(f.getvalue())
+
+
+def run(proto, x):
+    return ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+
+
+@pytest.mark.parametrize("k,s,p,op", [(5, 2, 2, 1), (3, 2, 1, 1), (4, 2, 1, 0), (6, 3, 2, 1)])
+def test_same_output_for_any_input_size(k, s, p, op):
+    torch.manual_seed(k * 10 + s)
+    net = torch.nn.ConvTranspose2d(6, 5, k, stride=s, padding=p, output_padding=op)
+    proto = exported(net.eval(), (1, 6, 7, 9))
+    rewritten, report = subpixel(proto)
+    assert report == [{"node": report[0]["node"], "rewritten": True, "kernel": report[0]["kernel"], "stride": s}]
+    assert not any(n.op_type == "ConvTranspose" for n in rewritten.graph.node)
+    for h, w in ((7, 9), (4, 13), (1, 1)):      # the graph keeps dynamic spatial axes
+        x = np.random.default_rng(h).normal(size=(2, 6, h, w)).astype(np.float32)
+        want = run(proto, x)
+        got = run(rewritten, x)
+        assert got.shape == want.shape
+        np.testing.assert_allclose(got, want, atol=1e-5)
+
+
+def test_fp16_storage_stays_fp16_and_exact():
+    torch.manual_seed(0)
+    net = torch.nn.ConvTranspose2d(4, 3, 5, stride=2, padding=2, output_padding=1).eval()
+    with torch.no_grad():       # weights that fp16 holds exactly, so both graphs see the same numbers
+        for prm in net.parameters():
+            prm.copy_(prm.half().float())
+    proto = exported(net, (1, 4, 5, 5))
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "codec"))
+    from export import fp16_weights
+    stored = fp16_weights(proto)
+    rewritten, _ = subpixel(stored)
+    fp16 = [i for i in rewritten.graph.initializer if i.data_type == onnx.TensorProto.FLOAT16]
+    assert len(fp16) == 2 and all(i.name.endswith("_fp16") for i in fp16)
+    assert len(rewritten.graph.initializer) == 2       # the old weights are gone
+    x = np.random.default_rng(1).normal(size=(1, 4, 6, 8)).astype(np.float32)
+    np.testing.assert_allclose(run(rewritten, x), run(stored, x), atol=1e-5)
+
+
+def test_leaves_grouped_transposed_convolutions_alone():
+    net = torch.nn.ConvTranspose2d(4, 4, 5, stride=2, padding=2, output_padding=1, groups=2).eval()
+    rewritten, report = subpixel(exported(net, (1, 4, 5, 5)))
+    assert report[0]["rewritten"] is False and report[0]["why"] == "group or dilation"
+    assert [n.op_type for n in rewritten.graph.node] == ["ConvTranspose"]
