@@ -14,6 +14,8 @@
  *   earlier run, else a new one (kept there for the next run).
  * - `LATENTSIGHT_STATE_DIR` (`.wrangler/state`): wrangler's `--persist-to` folder.
  * - `LATENTSIGHT_START_TIMEOUT_MS` (60000): how long both may take to become healthy.
+ * - `TASK_MODELS`: the edge's var of that name; by default the manifest's int8 variants of the task
+ *   models, unless `ORIGIN_EXECUTION_PROVIDERS` names cuda (then the float models).
  * - Anything else the origin reads (`ORIGIN_MANIFEST`, `ORIGIN_THREADS`, ...) passes through to it.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
@@ -23,7 +25,7 @@ import { createRequire } from 'node:module';
 import { createServer } from 'node:net';
 import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { healthy } from '../functions/origin/process.ts';
+import { cpuTaskModels, healthy } from '../functions/origin/process.ts';
 import { buildDemo } from './build-demo.ts';
 
 const REPO = fileURLToPath(new URL('../', import.meta.url));
@@ -308,6 +310,10 @@ async function main(): Promise<number> {
       // Development rules for webhook callback URLs: http://localhost receivers may register.
       '--var',
       'ENVIRONMENT:development',
+      // The task models the edge asks for: TASK_MODELS if set; else the int8 variants while the
+      // origin runs on CPUs (ORIGIN_EXECUTION_PROVIDERS unset or cpu), the float models on a GPU.
+      '--var',
+      `TASK_MODELS:${process.env.TASK_MODELS ?? (/cuda/i.test(process.env.ORIGIN_EXECUTION_PROVIDERS ?? '') ? '' : cpuTaskModels())}`,
       '--show-interactive-dev-session=false',
     ],
     wranglerEnv,

@@ -31,7 +31,7 @@ export interface Analysis {
  * const { results, models } = await analyzeBytes(bytes, ['classify'], env, deps, 'job_1')
  */
 export async function analyzeBytes(bytes: Uint8Array, tasks: Task[] | undefined, env: Env, deps: AppDeps, requestId: string): Promise<Analysis> {
-  const registry = await deps.registry();
+  const registry = await deps.registry(env);
   const config = readConfig(env, deps.config);
   const { stream, codec } = checkStream(bytes, registry, config.limits);
   const models = selectModels(registry, codec.id, tasks);

@@ -36,7 +36,7 @@ const REQUEST_ID = /^[A-Za-z0-9._:-]{8,128}$/;
  */
 export function createApp(overrides: Partial<AppDeps> = {}): Hono<AppEnv> {
   const deps: AppDeps = {
-    registry: overrides.registry ?? memo(loadBundledRegistry),
+    registry: overrides.registry ?? bundledRegistry(),
     config: overrides.config ?? {},
     origin: overrides.origin ?? defaultOriginDeps,
     breakers: overrides.breakers ?? new BreakerRegistry(),
@@ -116,7 +116,7 @@ export function createApp(overrides: Partial<AppDeps> = {}): Hono<AppEnv> {
 }
 
 /** The production dependencies, one set per isolate: the app and the background handlers share them. */
-export const defaultDeps: AppDeps = { registry: memo(loadBundledRegistry), config: {}, origin: defaultOriginDeps, breakers: new BreakerRegistry() };
+export const defaultDeps: AppDeps = { registry: bundledRegistry(), config: {}, origin: defaultOriginDeps, breakers: new BreakerRegistry() };
 
 /** The production app, one per isolate (so its breakers and registry are shared by its requests). */
 export const app = createApp(defaultDeps);
@@ -153,10 +153,26 @@ function problem(requestId: string, instance: string, error: ProblemError): Resp
   return problemResponse(body, { ...error.extra.headers, 'x-request-id': requestId });
 }
 
-async function loadBundledRegistry(): Promise<ModelRegistry> {
-  const { registry, problems } = await loadRegistry(MANIFEST, BUNDLED_TABLES);
-  for (const p of problems) logger.error('model not served', { problem: p });
-  return registry;
+/**
+ * The registry of the bundled manifest and tables, loaded once per isolate for each value of the
+ * TASK_MODELS var (comma-separated ids: the task models that serve their (codec, task) pair).
+ */
+function bundledRegistry(): (env: Env) => Promise<ModelRegistry> {
+  const loaded = new Map<string, () => Promise<ModelRegistry>>();
+  return (env) => {
+    const preferred = (env.TASK_MODELS ?? '').split(',').map((id) => id.trim()).filter(Boolean);
+    const key = preferred.join(',');
+    let load = loaded.get(key);
+    if (!load) {
+      load = memo(async () => {
+        const { registry, problems } = await loadRegistry(MANIFEST, BUNDLED_TABLES, preferred);
+        for (const p of problems) logger.error('model not served', { problem: p });
+        return registry;
+      });
+      loaded.set(key, load);
+    }
+    return load();
+  };
 }
 
 /** Runs `load` once; a failure is not remembered, so the next call tries again. */

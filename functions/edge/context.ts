@@ -8,8 +8,8 @@ import type { OriginDeps } from './origin.ts';
 import type { ModelRegistry } from './registry.ts';
 
 export interface AppDeps {
-  /** The served models, loaded once per isolate. */
-  registry: () => Promise<ModelRegistry>;
+  /** The served models, loaded once per isolate (`env` gives TASK_MODELS, the preferred task models). */
+  registry: (env: Env) => Promise<ModelRegistry>;
   /** Settings that override the Worker's vars (tests). */
   config: Partial<EdgeConfig>;
   origin: OriginDeps;

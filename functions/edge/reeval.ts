@@ -214,7 +214,7 @@ export class Reevaluator extends DurableObject<Env> {
  * export default { scheduled: (c, env, ctx) => reevaluateOnNewModels(env, deps) }
  */
 export async function reevaluateOnNewModels(env: Env, deps: BackgroundDeps): Promise<Run | null> {
-  const current = servedModels(await deps.registry());
+  const current = servedModels(await deps.registry(env));
   const reevaluator = env.REEVAL.getByName('global');
   const previous = await reevaluator.seenModels();
   const newer = Object.keys(previous).length ? newerModels(previous, current) : [];
@@ -286,7 +286,7 @@ export async function reevalItem(message: Message<JobMessage>, body: Extract<Job
   const store = env.TENANTS.getByName(body.tenant);
   try {
     const digest = body.key.split('/').pop()!.replace(/\.lsb$/, '');
-    const registry = await deps.registry();
+    const registry = await deps.registry(env);
     const codec = object.customMetadata?.codec ?? '';
     const current = Object.fromEntries(
       (Object.keys(TASKS) as Task[]).flatMap((t) => {

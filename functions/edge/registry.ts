@@ -59,7 +59,8 @@ export interface TaskModel {
 }
 
 /**
- * The served models. The first task model listed for a (codec, task) pair serves it.
+ * The served models. A task model named in `preferred` (the TASK_MODELS var) serves its (codec, task)
+ * pair; otherwise the first listed for the pair does.
  *
  * @example
  * const { registry } = await loadRegistry(manifest, { 'ls-f8-q2/tables.lst': tableBytes })
@@ -70,10 +71,11 @@ export class ModelRegistry {
   readonly #tasks = new Map<string, TaskModel>();
   readonly taskModels: readonly TaskModel[];
 
-  constructor(codecs: CodecModel[], taskModels: TaskModel[]) {
+  constructor(codecs: CodecModel[], taskModels: TaskModel[], preferred: readonly string[] = []) {
     for (const c of codecs) this.#codecs.set(c.id, c);
     this.taskModels = taskModels;
-    for (const m of taskModels) {
+    const ranked = [...preferred.flatMap((id) => taskModels.filter((m) => m.id === id)), ...taskModels];
+    for (const m of ranked) {
       const key = `${m.codec}\n${m.task}`;
       if (!this.#tasks.has(key)) this.#tasks.set(key, m);
     }
@@ -102,11 +104,15 @@ export type TableFiles = Record<string, ArrayBuffer | Uint8Array>;
  * codec) is left out and described in `problems`, so that one bad entry does not take the edge
  * down; a manifest of an unknown schema throws.
  *
+ * `preferred` (the TASK_MODELS var, e.g. the int8 variants for an origin on CPUs) picks the model
+ * of a (codec, task) pair where several are listed; an id there that is not a served task model is a
+ * problem too.
+ *
  * @example
- * const { registry, problems } = await loadRegistry(manifest, BUNDLED_TABLES)
+ * const { registry, problems } = await loadRegistry(manifest, BUNDLED_TABLES, ['seg-latent-ls-f8-q2-int8'])
  * for (const p of problems) console.error(p)
  */
-export async function loadRegistry(manifest: unknown, files: TableFiles): Promise<{ registry: ModelRegistry; problems: string[] }> {
+export async function loadRegistry(manifest: unknown, files: TableFiles, preferred: readonly string[] = []): Promise<{ registry: ModelRegistry; problems: string[] }> {
   const m = manifest as { schema?: unknown; models?: unknown };
   if (m?.schema !== 1 || !Array.isArray(m.models)) {
     throw new Error('models/manifest.json: expected {"schema": 1, "models": [...]}');
@@ -140,7 +146,10 @@ export async function loadRegistry(manifest: unknown, files: TableFiles): Promis
       problems.push(`${String(entry.kind)} ${String(entry.id)}: ${(error as Error).message}`);
     }
   }
-  return { registry: new ModelRegistry(codecs, taskModels), problems };
+  for (const id of preferred) {
+    if (!taskModels.some((m) => m.id === id)) problems.push(`TASK_MODELS names "${id}", which is not a served task model`);
+  }
+  return { registry: new ModelRegistry(codecs, taskModels, preferred), problems };
 }
 
 async function loadCodec(entry: Record<string, unknown>, files: TableFiles): Promise<CodecModel> {

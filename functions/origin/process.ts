@@ -3,6 +3,7 @@
  * until it is ready: for integration tests, benchmarks and local orchestration.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 
@@ -120,4 +121,18 @@ export async function healthy(url: string): Promise<boolean> {
   } catch {
     return false;
   }
+}
+
+/**
+ * The edge's TASK_MODELS for an origin that runs on CPUs: the int8 variants in the manifest (entries
+ * with `quantized_from`, made by training/tasks/quantize.py), comma-separated; '' when it has none.
+ * onnxruntime runs them about 2-3x faster than the float graphs on a CPU with VNNI; a GPU origin
+ * keeps the float models (TASK_MODELS empty).
+ *
+ * @example
+ * cpuTaskModels() // 'seg-latent-ls-f8-q2-int8,cls-latent-ls-f8-q2-int8'
+ */
+export function cpuTaskModels(manifestPath = fileURLToPath(new URL('../../models/manifest.json', import.meta.url))): string {
+  const manifest = JSON.parse(readFileSync(manifestPath, 'utf8')) as { models: { id: string; quantized_from?: unknown }[] };
+  return manifest.models.filter((m) => m.quantized_from !== undefined).map((m) => m.id).join(',');
 }

@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { hex, sha256 } from '../../functions/edge/digest.ts';
 import { BUNDLED_TABLES, MANIFEST } from '../../functions/edge/models.ts';
 import { loadRegistry } from '../../functions/edge/registry.ts';
-import { testEdge } from './support/edge.ts';
+import { testEdge, testEnv } from './support/edge.ts';
 import { testManifest } from './support/models.ts';
 
 const EDGE = 'http://edge.test';
@@ -84,6 +84,27 @@ describe('loadRegistry', () => {
     expect(registry.taskModels.map((m) => m.id)).toEqual(['cls-test', 'seg-test', 'current']);
   });
 
+  it('serves a (codec, task) pair with the model TASK_MODELS names, else with the first listed', async () => {
+    const { manifest, files } = await testManifest([
+      { id: 'cls-test-int8', kind: 'classifier', version: '1.0.0', codec: 'fixture-c4', input: 'latent', labels: [{ id: 'a', name: 'A' }] },
+      { id: 'cls-test-other', kind: 'classifier', version: '1.0.0', codec: 'fixture-c4', input: 'latent', labels: [{ id: 'a', name: 'A' }] },
+    ]);
+
+    const plain = await loadRegistry(manifest, files);
+    expect(plain.registry.taskModel('fixture-c4', 'classify')?.id).toBe('cls-test');
+
+    // The first id of the list wins a pair that several of its ids serve; the other pairs keep their default.
+    const preferred = await loadRegistry(manifest, files, ['cls-test-other', 'cls-test-int8']);
+    expect(preferred.problems).toEqual([]);
+    expect(preferred.registry.taskModel('fixture-c4', 'classify')?.id).toBe('cls-test-other');
+    expect(preferred.registry.taskModel('fixture-c4', 'segment')?.id).toBe('seg-test');
+    expect(preferred.registry.taskModels.map((m) => m.id)).toEqual(['cls-test', 'seg-test', 'cls-test-int8', 'cls-test-other']);
+
+    const unknown = await loadRegistry(manifest, files, ['cls-missing']);
+    expect(unknown.problems).toEqual(['TASK_MODELS names "cls-missing", which is not a served task model']);
+    expect(unknown.registry.taskModel('fixture-c4', 'classify')?.id).toBe('cls-test');
+  });
+
   it('rejects a manifest of another schema', async () => {
     await expect(loadRegistry({ schema: 2, models: [] }, {})).rejects.toThrow(/schema/);
   });
@@ -104,6 +125,17 @@ describe('GET /v1/models', () => {
       ['seg-test', 'segment', true],
     ]);
     expect(body.task_models[1].labels[0]).toEqual({ index: 0, id: 'sky', name: 'Sky' });
+  });
+
+  it('serves the bundled int8 variants where the TASK_MODELS var names them, the float models otherwise', async () => {
+    const edge = testEdge({ registry: undefined }); // the bundled manifest, as the Worker loads it
+    const served = async (vars: Partial<Env>) => {
+      const body = await (await edge.fetch('/v1/models', {}, { ...testEnv, ...vars } as Env)).json<{ task_models: { id: string; codec: string; serves: boolean }[] }>();
+      return body.task_models.filter((m) => m.codec === 'ls-f8-q2' && m.serves).map((m) => m.id).sort();
+    };
+
+    expect(await served({ TASK_MODELS: '' })).toEqual(['cls-latent-ls-f8-q2', 'seg-latent-ls-f8-q2']);
+    expect(await served({ TASK_MODELS: 'cls-latent-ls-f8-q2-int8, seg-latent-ls-f8-q2-int8' })).toEqual(['cls-latent-ls-f8-q2-int8', 'seg-latent-ls-f8-q2-int8']);
   });
 
   it('lists the bundled codecs through the Worker itself, without an API key', async () => {

@@ -38,7 +38,7 @@ export async function createReevaluation(c: Context<AppEnv>): Promise<Response> 
   const to = date(b.to, 'to');
   if (from !== null && to !== null && from > to) throw invalid('"from" is after "to".');
   const reevaluator = c.env.REEVAL.getByName('global');
-  const served = servedModels(await c.get('deps').registry());
+  const served = servedModels(await c.get('deps').registry(c.env));
   const run = await startRun(c.env, { tenant: (b.tenant as string | undefined) ?? null, from, to }, `requested by an admin key (${key.tenant})`, await reevaluator.seenModels(), served, Date.now());
   return c.json(view(run), 202, { location: `/v1/admin/reevaluations/${run.id}`, 'cache-control': 'no-store' });
 }

@@ -102,7 +102,7 @@ async function runModels(c: Context<AppEnv>, config: EdgeConfig, models: TaskMod
 async function checkRequest(c: Context<AppEnv>, config: EdgeConfig, timings: Timings, signal: AbortSignal) {
   const requested = parseTasks(c.req.query('tasks'));
   checkMediaType(c.req.raw.headers);
-  const registry = await c.get('deps').registry();
+  const registry = await c.get('deps').registry(c.env);
   let models: TaskModel[] = [];
   const { bytes, header } = await timings.measure('read', () =>
     readBitstream(c.req.raw, {

@@ -60,7 +60,7 @@ export async function createJob(c: Context<AppEnv>): Promise<Response> {
   const rate = await takeToken(c.env, key, config.defaultRateLimitPerMinute, (work) => c.executionCtx.waitUntil(work));
   if (!rate.allowed) throw rateLimited(rate);
   const submission = isJson(c.req.header('content-type')) ? await readJson(c) : await readRaw(c, config.maxBodyBytes, config.limits);
-  const registry = await deps.registry();
+  const registry = await deps.registry(c.env);
   const { stream, codec } = checkStream(submission.bytes, registry, config.limits);
   const models = selectModels(registry, codec.id, submission.tasks);
   const store = c.env.TENANTS.getByName(key.tenant);

@@ -8,7 +8,7 @@ import type { AppEnv } from '../context.ts';
 
 /** Handles GET /v1/models. */
 export async function listModels(c: Context<AppEnv>): Promise<Response> {
-  const registry = await c.get('deps').registry();
+  const registry = await c.get('deps').registry(c.env);
   const body = {
     codecs: registry.codecs.map((m) => ({
       id: m.id,
