@@ -4,6 +4,7 @@
  */
 import { benchEdge } from './edge.ts';
 import { benchEntropy } from './entropy.ts';
+import { benchInt8 } from './int8.ts';
 import { benchJobs } from './jobs.ts';
 import { benchLoad } from './load.ts';
 import { benchOrigin } from './origin.ts';
@@ -12,6 +13,7 @@ import { benchStorage } from './storage.ts';
 const BENCHES: Record<string, () => Record<string, unknown> | Promise<Record<string, unknown>>> = {
   edge: benchEdge,
   entropy: benchEntropy,
+  int8: benchInt8,
   jobs: benchJobs,
   load: benchLoad,
   origin: benchOrigin,

@@ -40,6 +40,7 @@ interface PageRun {
       classify?: { top: { label: string; id: string; score: number }[] };
       segment?: { width: number; height: number; mask: string; classes: unknown[]; fractions: Record<string, number> };
     };
+    models: Record<string, { id: string; version: string }>;
   };
   error?: { step: string; code: string; message: string };
 }
@@ -185,11 +186,13 @@ describe('the demo page', () => {
     // The edge sent the origin the latents it decoded; the same models run here, in Node, on the
     // latents the browser's analysis transform produced must give the same answers (both are
     // deterministic ONNX graphs on the same CPU): the edge decoded exactly the browser's latents.
+    // The models are the ones the answer names (the stack's edge asks for the int8 variants).
     const latents = new Int16Array(new Uint8Array(Buffer.from(run.latents!, 'base64')).buffer);
     const header = readHeader(new Uint8Array(bytes));
     const input = new ort.Tensor('int16', latents, [1, header.channels, header.latentHeight, header.latentWidth]);
     const manifest = JSON.parse(await readFile(MANIFEST, 'utf8')) as { models: { id: string; kind: string; codec?: string; files: { model?: { path: string } }; labels: { id: string | number }[] }[] };
-    const served = (kind: string) => manifest.models.find((m) => m.kind === kind && m.codec === codec.id)!;
+    const task = { classifier: 'classify', segmenter: 'segment' } as Record<string, string>;
+    const served = (kind: string) => manifest.models.find((m) => m.kind === kind && m.codec === codec.id && m.id === result.models[task[kind]].id)!;
     const run1 = async (kind: string) => {
       const entry = served(kind);
       const session = await ort.InferenceSession.create(fileURLToPath(new URL(`../../models/${entry.files.model!.path}`, import.meta.url)));

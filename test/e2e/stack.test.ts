@@ -62,6 +62,7 @@ interface AnalyzeBody {
     classify: { top: { label: string; id: number; score: number }[] };
     segment: { width: number; height: number; classes: unknown[]; mask: string; fractions: Record<string, number> };
   };
+  models: Record<string, { id: string; version: string }>;
 }
 
 async function expectProblem(res: Response, status: number): Promise<Record<string, unknown>> {
@@ -81,6 +82,8 @@ describe('the local stack, end to end', () => {
     const a = (await first.json()) as AnalyzeBody;
     expect(a.request_id).toBe('e2e-first-call-0001');
     expect(a.cache).toBe('miss');
+    // The stack's origin runs on CPUs: its edge asks for the manifest's int8 variants (TASK_MODELS).
+    expect([a.models.classify.id, a.models.segment.id]).toEqual([`cls-latent-${a.codec}-int8`, `seg-latent-${a.codec}-int8`]);
     // The API rounds bpp to 4 decimals.
     expect(a.bpp).toBeCloseTo((streams.kodim23.byteLength * 8) / (768 * 512), 4);
     expect(a.results.classify.top).toHaveLength(5);
