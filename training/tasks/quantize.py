@@ -1,13 +1,16 @@
 """An int8 variant of a shipped task model, for origins that run on CPUs.
 
     python3 training/tasks/quantize.py --model seg-latent-ls-f8-q2 [--data ../shared/data]
-    python3 training/tasks/quantize.py --model cls-latent-ls-f8-q2 --calibration 128
 
 The model's graph from ``models/`` (its fp16 weights widened back to float32, its ConvTranspose in
 sub-pixel form: ``training/onnx_subpixel.py``) is quantised statically by onnxruntime: QDQ format,
-int8 weights per output channel, uint8 activations whose ranges come from ``--calibration`` images
-of the model's *train* split (Imagenette train or CamVid train, a seeded sample), encoded by the
-codec's own analysis transform and rounded, as a client's encoder makes them. Val is never read.
+int8 weights per output channel, uint8 activations whose ranges come from train images encoded by
+the codec's own analysis transform, as a client's encoder makes them: ``--calibration`` of the
+model's own dataset (Imagenette or CamVid, a seeded sample) and ``--other`` of the other one. Ranges
+seen only on the model's own scenes clip the activations of other images: calibrated on CamVid
+alone, the q2 segmenter's masks shared 9-94% of their pixels with the float model's on Kodak images
+(98% on CamVid); with a third of Imagenette in the sample, 84-95% (98% on CamVid). The report gives
+the agreement on further train images of both datasets. Val is never read.
 
 The result is a new manifest entry ``<id>-int8`` (same codec, labels, I/O and MACs, its own file
 and sha256, ``quantized_from`` naming the source), placed after its source so that the source stays
@@ -65,28 +68,25 @@ def widen_fp16(proto):
     return proto
 
 
-def calibration_latents(entry, codec_dir, data, n, seed):
-    """``n`` train images of the task's dataset through the codec's analysis, rounded to int16."""
+DATASETS = {"classifier": "imagenette", "segmenter": "camvid"}
+
+
+def train_latents(dataset, codec_dir, data, n, seed):
+    """``n`` images of ``dataset``'s train split (a seeded sample) through the codec's analysis:
+    int16 latents as a client's encoder makes them. Imagenette at 224x224, CamVid at 480x360 with
+    its rows padded to 368, as the task models were trained."""
     import onnxruntime as ort
-    rng = np.random.default_rng(seed)
-    if entry["kind"] == "classifier":
+    if dataset == "imagenette":
         files, _ = imagenette_files(data, "train", 0)
         load = lambda p: load_rgb(p, (IMAGENETTE_SIDE, IMAGENETTE_SIDE))
-        source = "Imagenette train"
     else:
         files, _ = camvid_files(data, "train", 0)
         load = lambda p: pad_rows(load_rgb(p, (CAMVID_W, CAMVID_H)))
-        source = f"CamVid train ({CAMVID_W}x{CAMVID_H}, rows padded to {CAMVID_PAD_H})"
-    picked = sorted(rng.choice(len(files), size=min(n, len(files)), replace=False))
-    opts = ort.SessionOptions()
-    analysis = ort.InferenceSession(os.path.join(codec_dir, "analysis.onnx"), opts, providers=["CPUExecutionProvider"])
+    picked = np.random.default_rng(seed).permutation(len(files))[:n]
+    analysis = ort.InferenceSession(os.path.join(codec_dir, "analysis.onnx"), providers=["CPUExecutionProvider"])
     name = analysis.get_inputs()[0].name
-    out = []
-    for i in picked:
-        x = load(files[i]).astype(np.float32).transpose(2, 0, 1)[None] / 255.0
-        y = analysis.run(None, {name: x})[0]
-        out.append(np.round(y).astype(np.int16))
-    return out, {"split": source, "seed": seed}
+    return [analysis.run(None, {name: load(files[i]).astype(np.float32).transpose(2, 0, 1)[None] / 255.0})[0]
+            for i in picked]
 
 
 class Reader:
@@ -134,8 +134,9 @@ def main():
     ap.add_argument("--model", required=True, help="manifest id of a task model on latents")
     ap.add_argument("--data", default=DEFAULT_DATA)
     ap.add_argument("--manifest", default=os.path.join(MODELS, "manifest.json"))
-    ap.add_argument("--calibration", type=int, default=64, help="train images for the activation ranges")
-    ap.add_argument("--check", type=int, default=16, help="other train images for the agreement check")
+    ap.add_argument("--calibration", type=int, default=64, help="train images of the model's own dataset for the activation ranges")
+    ap.add_argument("--other", type=int, default=32, help="train images of the other dataset, added to the calibration")
+    ap.add_argument("--check", type=int, default=16, help="further images of each dataset for the agreement check")
     ap.add_argument("--method", choices=["minmax", "percentile"], default="minmax")
     ap.add_argument("--seed", type=int, default=1337)
     args = ap.parse_args()
@@ -150,12 +151,17 @@ def main():
     source = onnx.load(src_path)
     input_name = source.graph.input[0].name
 
-    latents, calibration = calibration_latents(entry, os.path.join(MODELS, codec["id"]), args.data,
-                                               args.calibration + args.check, args.seed)
-    calib, check = latents[:args.calibration], latents[args.calibration:]
+    own = DATASETS[entry["kind"]]
+    other = next(d for d in DATASETS.values() if d != own)
+    codec_dir = os.path.join(MODELS, codec["id"])
+    own_latents = train_latents(own, codec_dir, args.data, args.calibration + args.check, args.seed)
+    other_latents = train_latents(other, codec_dir, args.data, args.other + args.check, args.seed + 1)
+    calib = own_latents[:args.calibration] + other_latents[:args.other]
     widened, rewrites = subpixel(widen_fp16(source))
     int8 = quantize(widened, input_name, calib, args.method)
-    agree = agreement(source, int8, input_name, check)
+    unit = "top-1 classes" if entry["kind"] == "classifier" else "mask pixels"
+    agree = {name: {"images": args.check, "fraction": round(agreement(source, int8, input_name, lat), 6)}
+             for name, lat in ((own, own_latents[args.calibration:]), (other, other_latents[args.other:]))}
 
     qid = f"{entry['id']}-int8"
     rel = os.path.join(qid, os.path.basename(entry["files"]["model"]["path"]))
@@ -167,14 +173,14 @@ def main():
     out = copy.deepcopy(entry)
     out.update(id=qid, files={"model": {"path": rel, "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}},
                metrics={}, weights={"stored": "int8", "format": "QDQ: int8 weights per output channel, uint8 activations",
-                                    "calibration": {"images": len(calib), **calibration, "method": args.method},
-                                    "agreement_with_source": {"images": len(check), "of": "the same sample, after the calibration images", "fraction": round(agree, 6),
-                                                              "unit": "top-1 classes" if entry["kind"] == "classifier" else "mask pixels"},
+                                    "calibration": {"train_images": {own: args.calibration, other: args.other},
+                                                    "seed": args.seed, "method": args.method},
+                                    "agreement_with_source": {"unit": unit, "train_images_not_in_calibration": agree},
                                     "subpixel_rewrites": sum(r["rewritten"] for r in rewrites)},
                quantized_from={"id": entry["id"], "version": entry["version"], "sha256": src_sha},
                quantized_at=datetime.date.today().isoformat())
     update_manifest(args.manifest, out)
-    print(json.dumps({"id": qid, "file": rel, "bytes": len(data), "agreement": out["weights"]["agreement_with_source"]}))
+    print(json.dumps({"id": qid, "file": rel, "bytes": len(data), "agreement": agree}))
 
 
 if __name__ == "__main__":
