@@ -8,9 +8,10 @@ int8 weights per output channel, uint8 activations whose ranges come from train 
 the codec's own analysis transform, as a client's encoder makes them: ``--calibration`` of the
 model's own dataset (Imagenette or CamVid, a seeded sample) and ``--other`` of the other one. Ranges
 seen only on the model's own scenes clip the activations of other images: calibrated on CamVid
-alone, the q2 segmenter's masks shared 9-94% of their pixels with the float model's on Kodak images
-(98% on CamVid); with a third of Imagenette in the sample, 84-95% (98% on CamVid). The report gives
-the agreement on further train images of both datasets. Val is never read.
+alone (``--other 0``), the q2 segmenter's masks shared as little as 9.6% of their pixels with the
+float model's on a Kodak image; with a third of Imagenette in the sample, at least 64% (median 92%;
+``npm run bench -- int8``, docs/RESULTS.md). The report gives the agreement on further train images
+of both datasets. Val is never read.
 
 The result is a new manifest entry ``<id>-int8`` (same codec, labels, I/O and MACs, its own file
 and sha256, ``quantized_from`` naming the source), placed after its source so that the source stays
