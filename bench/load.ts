@@ -6,7 +6,9 @@
  * models/manifest.json, real HTTP on this machine; client and servers share its cores.
  *
  * Two phases of BENCH_LOAD_SECONDS (default 60) each, BENCH_LOAD_CLIENTS (default 50) closed-loop
- * clients with keep-alive, asking for BENCH_LOAD_TASKS (default `classify,segment`):
+ * clients with keep-alive, asking for BENCH_LOAD_TASKS (default `classify,segment`) of the task models
+ * the stack's edge names in TASK_MODELS: the int8 variants unless BENCH_LOAD_TASK_MODELS says otherwise
+ * (`BENCH_LOAD_TASK_MODELS=none`: the float models, the manifest's defaults):
  * - first, one client sends the cached bitstream 520 times in a row (the first 20 untimed): the latency
  *   of a hit with no queueing (`hit_one_client`).
  * - hits: every client re-sends one Kodak bitstream (kodim23, 768x512) that is already cached.
@@ -39,8 +41,8 @@ interface PhaseResult {
   requests: number;
   errors: number;
   statuses: Record<string, number>;
-  /** The first few transport errors, with their causes (a reset socket, a timeout...). */
-  error_samples: string[];
+  /** The first few transport errors, with their causes (a reset socket, a timeout...), when they came and whether the services saw the request. */
+  error_samples: ErrorSample[];
 }
 
 export async function benchLoad(): Promise<Record<string, unknown>> {
@@ -54,7 +56,8 @@ export async function benchLoad(): Promise<Record<string, unknown>> {
   await rm(dir, { recursive: true, force: true });
   const variants = latentVariants(stream, await tablesFor(stream));
 
-  const stack = await startStack();
+  const taskModels = process.env.BENCH_LOAD_TASK_MODELS;
+  const stack = await startStack(taskModels ? { edgeVars: { TASK_MODELS: taskModels === 'none' ? '' : taskModels } } : {});
   try {
     const send = async (bytes: Uint8Array, requestId: string) => {
       const res = await fetch(`${stack.edgeUrl}/v1/analyze?tasks=${encodeURIComponent(tasks)}`, {
@@ -95,6 +98,14 @@ export async function benchLoad(): Promise<Record<string, unknown>> {
       const r = await send(bytes, id);
       return r.status === 200 && r.body?.request_id === id && r.body.cache === 'miss' && Math.abs(r.body.bpp - bppOf(bytes)) < 5e-5 ? 'ok' : String(r.status);
     });
+    // A transport error's request: did it reach the edge (its log lines carry the request id) and the origin?
+    for (const [name, result] of [['hit', hits], ['miss', misses]] as const) {
+      for (const sample of result.error_samples) {
+        const id = `load-${name}-${sample.n.toString().padStart(8, '0')}`;
+        sample.reached_edge = stack.edgeLines.some((l) => l.includes(id));
+        sample.reached_origin = stack.originLogs().some((l) => l.request_id === id);
+      }
+    }
     if (hits.errors + misses.errors + sequentialErrors > 0) {
       // Where the errors came from: the services' last words (JSON lines, no secrets or image data).
       const notable = stack.edgeLines.filter((l) => !/^\[wrangler:info\] \w+ \S+ \d{3} /.test(l));
@@ -106,6 +117,7 @@ export async function benchLoad(): Promise<Record<string, unknown>> {
       clients,
       seconds,
       tasks,
+      models: Object.fromEntries(Object.entries(first.body.models).map(([task, m]) => [task, `${m.id}@${m.version}`])),
       rps: hits.rps,
       p50_ms: hits.p50_ms,
       p99_ms: hits.p99_ms,
@@ -126,13 +138,26 @@ interface Answer {
   cache: 'hit' | 'miss';
   bpp: number;
   results: { classify?: { top: unknown[] } };
+  models: Record<string, { id: string; version: string }>;
 }
 
 /** `clients` closed loops for `seconds`; `request(n)` gets a run-wide sequence number and says 'ok' or what went wrong. */
+interface ErrorSample {
+  /** The request's sequence number in its phase (its id is `load-<phase>-<n, 8 digits>`). */
+  n: number;
+  error: string;
+  /** When it was sent, from the phase's start, and how long it took to fail. */
+  at_s: number;
+  after_ms: number;
+  /** Whether the edge's and the origin's logs name its request id (filled in after the phase). */
+  reached_edge?: boolean;
+  reached_origin?: boolean;
+}
+
 async function phase(clients: number, seconds: number, request: (n: number) => Promise<string>): Promise<PhaseResult> {
   const latencies: number[] = [];
   const statuses: Record<string, number> = {};
-  const samples: string[] = [];
+  const samples: ErrorSample[] = [];
   let next = 0;
   const end = performance.now() + seconds * 1000;
   const started = performance.now();
@@ -146,7 +171,7 @@ async function phase(clients: number, seconds: number, request: (n: number) => P
           outcome = await request(n);
         } catch (error) {
           outcome = error instanceof Error ? error.name : 'error';
-          if (samples.length < 5) samples.push(describe(error));
+          if (samples.length < 5) samples.push({ n, error: describe(error), at_s: round((t0 - started) / 1000), after_ms: round(performance.now() - t0) });
         }
         latencies.push(performance.now() - t0);
         statuses[outcome] = (statuses[outcome] ?? 0) + 1;
