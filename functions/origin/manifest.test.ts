@@ -120,6 +120,8 @@ describe('parseManifest', () => {
     ['a declared datatype KServe lacks', { schema: 1, models: [{ ...classifier(64), inputs: [{ name: 'latents', datatype: 'INT4', shape: [-1] }] }] }, 'datatype "INT4" is not a KServe datatype'],
     ['a latent model with the wrong channel count for its codec', { schema: 1, models: [codec, classifier(32)] }, "its input has 32 channels, but its codec 'ls-f8-q2' makes 64"],
     ['a task model trained on another analysis transform than the codec shipped', { schema: 1, models: [codec, { ...classifier(64), training: { codec: { analysis_sha256: 'd'.repeat(64) } } }] }, "it was trained on codec 'ls-f8-q2' with analysis sha256 dddddddddddd…, but the manifest ships aaaaaaaaaaaa…"],
+    ['an int8 variant of another version of its source', { schema: 1, models: [codec, classifier(64), { ...classifier(64), id: 'cls-int8', quantized_from: { id: 'cls', version: '0.9.0', sha256: 'c'.repeat(64) } }] }, "it was quantised from 'cls' 0.9.0 (sha256 cccccccccccc…), but the manifest ships"],
+    ['a malformed quantized_from', { schema: 1, models: [{ ...classifier(64), quantized_from: { id: 'cls' } }] }, "model 'cls' quantized_from: must be {id, version, sha256}"],
     ['a malformed training codec fingerprint', { schema: 1, models: [{ ...classifier(64), training: { codec: { analysis_sha256: 'abc' } } }] }, 'training.codec.analysis_sha256 must be 64 lowercase hex digits'],
   ])('refuses %s', async (_what, json, message) => {
     const e = await failure(() => parseManifest(json, '/m.json'));
@@ -129,6 +131,12 @@ describe('parseManifest', () => {
 
   it('accepts a latent model whose channels match its codec', () => {
     expect(parseManifest({ schema: 1, models: [codec, classifier(64)] }, '/m.json').models).toHaveLength(2);
+  });
+
+  it('accepts an int8 variant of the source file the manifest ships, or of a source it does not list', () => {
+    const variant = { ...classifier(64), id: 'cls-int8', quantized_from: { id: 'cls', version: '1', sha256: 'c'.repeat(64) } };
+    expect(parseManifest({ schema: 1, models: [codec, classifier(64), variant] }, '/m.json').models[2]?.quantizedFrom).toEqual({ id: 'cls', version: '1', sha256: 'c'.repeat(64) });
+    expect(parseManifest({ schema: 1, models: [codec, variant] }, '/m.json').models).toHaveLength(2);
   });
 
   it('accepts a task model trained on the analysis transform the manifest ships', () => {

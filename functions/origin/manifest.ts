@@ -33,6 +33,8 @@ export interface ModelEntry {
   readonly channels?: number;
   /** Task models: sha256 of the analysis transform whose latents they were trained on. */
   readonly trainedOnAnalysis?: string;
+  /** Quantised variants (training/tasks/quantize.py): the model and file they were made from. */
+  readonly quantizedFrom?: { readonly id: string; readonly version: string; readonly sha256: string };
   /** Task models: declared I/O (KServe datatypes, -1 for dynamic dimensions). */
   readonly inputs?: readonly TensorSpec[];
   readonly outputs?: readonly TensorSpec[];
@@ -130,12 +132,23 @@ function checkLatentCodecs(models: readonly ModelEntry[], manifestPath: string):
     if (m.trainedOnAnalysis !== undefined && shipped !== undefined && m.trainedOnAnalysis !== shipped) {
       throw invalid(`${manifestPath} model '${m.id}'`, `it was trained on codec '${m.codec}' with analysis sha256 ${m.trainedOnAnalysis.slice(0, 12)}…, but the manifest ships ${shipped.slice(0, 12)}…; retrain it on this codec (training/tasks) or ship the codec it was trained on`);
     }
+    const source = m.quantizedFrom && models.find((s) => s.id === m.quantizedFrom!.id);
+    if (source && (source.version !== m.quantizedFrom!.version || source.files.model?.sha256 !== m.quantizedFrom!.sha256)) {
+      throw invalid(`${manifestPath} model '${m.id}'`, `it was quantised from '${source.id}' ${m.quantizedFrom!.version} (sha256 ${m.quantizedFrom!.sha256.slice(0, 12)}…), but the manifest ships ${source.version} (${String(source.files.model?.sha256).slice(0, 12)}…); quantise it again (training/tasks/quantize.py)`);
+    }
     if (m.input !== 'latent') continue;
     const channels = m.inputs?.[0]?.shape[1];
     if (codec?.channels !== undefined && channels !== undefined && channels !== -1 && channels !== codec.channels) {
       throw invalid(`${manifestPath} model '${m.id}'`, `its input has ${channels} channels, but its codec '${codec.id}' makes ${codec.channels}`);
     }
   }
+}
+
+function parseQuantizedFrom(raw: unknown, where: string): { id: string; version: string; sha256: string } {
+  if (!isObject(raw) || typeof raw.id !== 'string' || typeof raw.version !== 'string' || typeof raw.sha256 !== 'string' || !SHA256.test(raw.sha256)) {
+    throw invalid(where, 'must be {id, version, sha256} (64 lowercase hex digits)');
+  }
+  return { id: raw.id, version: raw.version, sha256: raw.sha256 };
 }
 
 /** `training.codec.analysis_sha256`, written by training/tasks/export.py, when present. */
@@ -165,6 +178,7 @@ function parseEntry(raw: Record<string, unknown>, where: string, dir: string): M
     ...(typeof raw.input === 'string' && { input: raw.input }),
     ...(typeof raw.channels === 'number' && { channels: raw.channels }),
     ...(trainedOn !== undefined && { trainedOnAnalysis: trainedOn }),
+    ...(raw.quantized_from !== undefined && { quantizedFrom: parseQuantizedFrom(raw.quantized_from, `${where} quantized_from`) }),
     ...(raw.inputs !== undefined && { inputs: parseSpecs(raw.inputs, `${where} inputs`) }),
     ...(raw.outputs !== undefined && { outputs: parseSpecs(raw.outputs, `${where} outputs`) }),
   };
