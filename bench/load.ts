@@ -22,7 +22,7 @@
  * their causes in `error_samples`). Latencies are client-side wall time.
  */
 import { execFile } from 'node:child_process';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -111,6 +111,8 @@ export async function benchLoad(): Promise<Record<string, unknown>> {
       const notable = stack.edgeLines.filter((l) => !/^\[wrangler:info\] \w+ \S+ \d{3} /.test(l));
       process.stderr.write(`load: errors; the edge's lines other than request logs (last 40):\n${notable.slice(-40).join('\n')}\n`);
       process.stderr.write(`load: the origin's last lines:\n${stack.originLogs().slice(-20).map((l) => JSON.stringify(l)).join('\n')}\n`);
+      // BENCH_LOAD_EDGE_LOG=FILE keeps every line the edge wrote (with WRANGLER_LOG=debug, wrangler's own too).
+      if (process.env.BENCH_LOAD_EDGE_LOG) await writeFile(process.env.BENCH_LOAD_EDGE_LOG, `${stack.edgeLines.join('\n')}\n`);
     }
     return {
       bench: 'load',
