@@ -3,26 +3,33 @@
 A transposed convolution with stride s computes each of its s x s output phases as an ordinary
 convolution of the input with a subset of its taps; stacking the phases as channels and interleaving
 them with DepthToSpace gives the same tensor. onnxruntime's CPU ConvTranspose is a GEMM followed by
-col2im, while its Conv has blocked (NCHWc) kernels: on this project's 5x5 stride-2 layers the
-sub-pixel form is several times faster (``python3 training/onnx_subpixel.py MODEL --check`` prints
-the timing of both and the largest difference between their outputs).
+col2im, while its Conv has blocked (NCHWc) kernels: the codecs' synthesis (three 5x5 stride-2
+layers) of a 768x512 image runs about 1.6x faster in sub-pixel form (``python3
+training/onnx_subpixel.py MODEL --check`` prints the timing of both and the largest difference
+between their outputs; docs/RESULTS.md).
 
 The new Conv reads a K' x K' window (K' = 3 for a 5x5 kernel at stride 2) for every phase, with
-zeros at the taps a phase does not use, so a graph MAC count (onnx_macs) rises by K'^2 s^2 / k^2
-(1.44x for these layers) though the arithmetic the model needs does not; ``deconv_macs`` in the
-report keeps the ConvTranspose count, which is the one the manifests give.
+zeros at the taps a phase does not use: the file and the arithmetic run grow by K'^2 s^2 / k^2
+(1.44x for these layers), the model's arithmetic does not. Each new Conv keeps the ConvTranspose it
+replaced in its ``doc_string`` (``{"subpixel_of": {kernel, stride, pad, output_padding}}``), so
+that ``transposed_weights`` gives the original weight back (from_onnx.py and segment.py read the
+codec's layers through ``conv_layers``) and onnx_macs counts the ConvTranspose's multiply-accumulates,
+the figure the manifests give.
+
+    python3 training/onnx_subpixel.py --codec ls-f8-q2 --version 0.3.1                 # a shipped codec, in place
 
 Only what the shipped graphs use is handled: group 1, dilation 1, explicit pads, no ``output_shape``,
 a constant weight (an initializer, or an initializer behind one Cast as fp16 storage leaves it), and
 an output length that is a multiple of the stride for every input length. Any other ConvTranspose
 is left as it is.
 
-    python3 training/onnx_subpixel.py models/ls-f8-q2/synthesis.onnx --check        # report only
-    python3 training/onnx_subpixel.py models/ls-f8-q2/synthesis.onnx -o out.onnx --check
+    python3 training/onnx_subpixel.py MODEL.onnx --check                 # report only
+    python3 training/onnx_subpixel.py MODEL.onnx -o out.onnx --check
 """
 import argparse
 import json
 import math
+import os
 import sys
 import time
 
@@ -73,6 +80,49 @@ def phase_kernel(w, stride, pad_begin, kernel):
     return out.reshape(cout * s * s, cin, K, K), -d_min, K
 
 
+def transposed_weights(wc, bias, of):
+    """The ConvTranspose weight (Cin, Cout, k, k) and bias that ``phase_kernel`` turned into ``wc``
+    (Cout*s*s, Cin, K', K') and a bias repeated s*s times; ``of`` is the Conv's ``subpixel_of``."""
+    s, p, k = of["stride"], of["pad"], of["kernel"]
+    d_min = math.ceil((p - (k - 1)) / s)
+    K = wc.shape[-1]
+    phases = wc.reshape(-1, s, s, wc.shape[1], K, K)
+    w = np.zeros((wc.shape[1], phases.shape[0], k, k), dtype=wc.dtype)
+    for ky in range(k):
+        for kx in range(k):
+            # the phase and window tap that read tap (ky, kx): ky = ry + p - s * (d_min + a)
+            ry, rx = (ky - p) % s, (kx - p) % s
+            a, b = (ry + p - ky) // s - d_min, (rx + p - kx) // s - d_min
+            w[:, :, ky, kx] = phases[:, ry, rx, :, a, b].T
+    return w, (None if bias is None else bias[::s * s])
+
+
+def subpixel_of(node):
+    """The ConvTranspose parameters a rewritten Conv records, or None for any other node."""
+    if node.op_type != "Conv" or not node.doc_string.startswith("{"):
+        return None
+    return json.loads(node.doc_string).get("subpixel_of")
+
+
+def conv_layers(proto):
+    """[(op, [weight, bias...])] of the graph's Conv and ConvTranspose nodes in order, weights as
+    float32 (fp16 storage widened); a sub-pixel Conv is given back as the ConvTranspose it was."""
+    init = {i.name: numpy_helper.to_array(i).astype(np.float32) for i in proto.graph.initializer}
+    casts = {n.output[0]: n.input[0] for n in proto.graph.node if n.op_type == "Cast"}
+    layers = []
+    for n in proto.graph.node:
+        if n.op_type not in ("Conv", "ConvTranspose"):
+            continue
+        arrays = [init[casts.get(name, name)] for name in n.input[1:] if name]
+        of = subpixel_of(n)
+        if of:
+            w, b = transposed_weights(arrays[0], arrays[1] if len(arrays) > 1 else None, of)
+            layers.append(("ConvTranspose", [w] + ([] if b is None else [b])))
+        else:
+            layers.append((n.op_type, arrays))
+    return layers
+
+
 def _plan(node, graph):
     """The rewrite of one ConvTranspose, or None with the reason it is left alone."""
     at = _attrs(node)
@@ -106,7 +156,7 @@ def _plan(node, graph):
             return None, "bias is not a constant"
         bias = (np.repeat(numpy_helper.to_array(binit), s * s), bcast)
     return dict(wc=wc, cast=cast, bias=bias, stride=s, pads=[pad_b, pad_b, pad_e, pad_e], K=K,
-                deconv_macs_per_pixel=w.shape[0] * w.shape[1] * k * k), None
+                of={"kernel": k, "stride": s, "pad": p, "output_padding": op}), None
 
 
 def subpixel(proto):
@@ -139,6 +189,7 @@ def subpixel(proto):
         phases = f"{base}.subpixel_phases"
         K = plan["K"]
         nodes.append(helper.make_node("Conv", inputs, [phases], name=f"{node.name}_subpixel_conv",
+                                      doc_string=json.dumps({"subpixel_of": plan["of"]}),
                                       kernel_shape=[K, K], pads=plan["pads"], strides=[1, 1]))
         nodes.append(helper.make_node("DepthToSpace", [phases], list(node.output), name=f"{node.name}_subpixel_d2s",
                                       blocksize=plan["stride"], mode="CRD"))
@@ -195,18 +246,65 @@ def compare(original, rewritten, shape, runs=5, seed=0):
             "ms_subpixel": round(times[1], 2), "speedup": round(times[0] / times[1], 2)}
 
 
+def rewrite_codec(codec_id, version, manifest_path, shape):
+    """Rewrites a shipped codec's synthesis.onnx in place and its manifest entry: new sha256 and
+    size, the given version, and the rewrite's check under ``training.synthesis_subpixel``. The
+    analysis transform, the tables, and so every bitstream and latent, are unchanged."""
+    import datetime
+    import hashlib
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "codec"))
+    from export import update_manifest
+    with open(manifest_path) as f:
+        entry = next((e for e in json.load(f)["models"] if e["id"] == codec_id and e["kind"] == "codec"), None)
+    if entry is None:
+        raise SystemExit(f"no codec {codec_id} in {manifest_path}")
+    path = os.path.join(os.path.dirname(manifest_path), entry["files"]["synthesis"]["path"])
+    with open(path, "rb") as f:
+        before = hashlib.sha256(f.read()).hexdigest()
+    original = onnx.load(path)
+    rewritten, report = subpixel(original)
+    if not any(r["rewritten"] for r in report):
+        raise SystemExit(f"{path}: no ConvTranspose to rewrite")
+    check = compare(original, rewritten, shape)
+    if check["outputs"][0]["max_abs"] > 1e-4:
+        raise SystemExit(f"{path}: the rewritten graph differs by {check['outputs'][0]['max_abs']}")
+    data = rewritten.SerializeToString()
+    with open(path, "wb") as f:
+        f.write(data)
+    entry["files"]["synthesis"].update(sha256=hashlib.sha256(data).hexdigest(), bytes=len(data))
+    entry["training"]["synthesis_subpixel"] = {
+        "from_version": entry["version"], "from_sha256": before, "layers": sum(r["rewritten"] for r in report),
+        "check": check, "date": datetime.date.today().isoformat(),
+        "command": f"python3 training/onnx_subpixel.py --codec {codec_id} --version {version}"}
+    entry["version"] = version
+    update_manifest(manifest_path, entry)
+    return entry["training"]["synthesis_subpixel"]
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("model")
+    ap.add_argument("model", nargs="?", help="an ONNX file (report only, or -o)")
     ap.add_argument("-o", "--out", help="write the rewritten graph here")
     ap.add_argument("--check", action="store_true", help="compare outputs and timing with onnxruntime")
     ap.add_argument("--shape", default="1,64,64,96", help="input shape for --check (default: a 768x512 image's latents)")
+    ap.add_argument("--codec", help="rewrite this shipped codec's synthesis.onnx and its manifest entry instead")
+    ap.add_argument("--version", help="with --codec: the entry's new version")
+    ap.add_argument("--manifest", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "models", "manifest.json"))
     args = ap.parse_args()
+    shape = [int(v) for v in args.shape.split(",")]
+    if args.codec:
+        if not args.version:
+            raise SystemExit("--codec needs --version (the file changes, so does the version)")
+        json.dump(rewrite_codec(args.codec, args.version, args.manifest, shape), sys.stdout, indent=1)
+        print()
+        return
+    if not args.model:
+        raise SystemExit("give an ONNX file, or --codec ID --version V")
     original = onnx.load(args.model)
     rewritten, report = subpixel(original)
     result = {"model": args.model, "nodes": report}
     if args.check:
-        result["check"] = compare(original, rewritten, [int(v) for v in args.shape.split(",")])
+        result["check"] = compare(original, rewritten, shape)
     if args.out:
         onnx.save(rewritten, args.out)
         result["out"] = args.out

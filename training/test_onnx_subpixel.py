@@ -7,11 +7,13 @@ import warnings
 import numpy as np
 import onnx
 import onnxruntime as ort
+from onnx import TensorProto, helper, numpy_helper
 import pytest
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from onnx_subpixel import subpixel  # noqa: E402
+from onnx_macs import onnx_macs  # noqa: E402
+from onnx_subpixel import conv_layers, subpixel  # noqa: E402
 
 
 def exported(module, shape):
@@ -22,6 +24,20 @@ def exported(module, shape):
                           input_names=["x"], output_names=["y"],
                           dynamic_axes={"x": {0: "n", 2: "h", 3: "w"}, "y": {0: "n", 2: "h2", 3: "w2"}})
     return onnx.load_from_string(f.getvalue())
+
+
+def fp16_storage(proto):
+    """Every float initializer as float16 behind a Cast, as the exports store weights."""
+    g = proto.graph
+    casts = []
+    for i, init in enumerate(g.initializer):
+        name, arr = init.name, numpy_helper.to_array(init)
+        g.initializer[i].CopyFrom(numpy_helper.from_array(arr.astype(np.float16), name + "_fp16"))
+        casts.append(helper.make_node("Cast", [name + "_fp16"], [name], to=TensorProto.FLOAT))
+    nodes = casts + list(g.node)
+    del g.node[:]
+    g.node.extend(nodes)
+    return proto
 
 
 def run(proto, x):
@@ -51,9 +67,7 @@ def test_fp16_storage_stays_fp16_and_exact():
         for prm in net.parameters():
             prm.copy_(prm.half().float())
     proto = exported(net, (1, 4, 5, 5))
-    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "codec"))
-    from export import fp16_weights
-    stored = fp16_weights(proto)
+    stored = fp16_storage(proto)
     rewritten, _ = subpixel(stored)
     fp16 = [i for i in rewritten.graph.initializer if i.data_type == onnx.TensorProto.FLOAT16]
     assert len(fp16) == 2 and all(i.name.endswith("_fp16") for i in fp16)
@@ -67,3 +81,16 @@ def test_leaves_grouped_transposed_convolutions_alone():
     rewritten, report = subpixel(exported(net, (1, 4, 5, 5)))
     assert report[0]["rewritten"] is False and report[0]["why"] == "group or dilation"
     assert [n.op_type for n in rewritten.graph.node] == ["ConvTranspose"]
+
+
+def test_gives_back_the_transposed_weights_and_their_macs():
+    torch.manual_seed(2)
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 6, 3, padding=1),
+                              torch.nn.ConvTranspose2d(6, 5, 5, stride=2, padding=2, output_padding=1)).eval()
+    proto = exported(net, (1, 3, 6, 6))
+    rewritten, _ = subpixel(proto)
+    (op1, (w1, b1)), (op2, (w2, b2)) = conv_layers(rewritten)
+    assert (op1, op2) == ("Conv", "ConvTranspose")
+    np.testing.assert_array_equal(w2, net[1].weight.detach().numpy())
+    np.testing.assert_array_equal(b2, net[1].bias.detach().numpy())
+    assert onnx_macs(rewritten, [1, 3, 6, 6]) == onnx_macs(proto, [1, 3, 6, 6]) == 3 * 6 * 9 * 36 + 6 * 5 * 25 * 36

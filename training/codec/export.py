@@ -43,6 +43,7 @@ sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.dirname(HERE))
 from model import GDN, FactorizedCodec  # noqa: E402
 from onnx_macs import onnx_macs  # noqa: E402
+from onnx_subpixel import subpixel  # noqa: E402
 from reference.tables import Table, TableSet, quantize_pmf  # noqa: E402
 
 STRIDE = 8
@@ -280,7 +281,9 @@ def main():
     # Image sides are H, W; latent sides h, w (= H/8, W/8).
     image_dims, latent_dims = {0: "N", 2: "H", 3: "W"}, {0: "N", 2: "h", 3: "w"}
     analysis = to_onnx(Analysis(codec).eval(), torch.rand(1, 3, 64, 64), "image", "latents", image_dims, latent_dims)
-    synthesis = to_onnx(Synthesis(codec).eval(), torch.zeros(1, m, 8, 8), "latents", "image", latent_dims, image_dims)
+    # Its transposed convolutions in sub-pixel form (Conv + DepthToSpace): the same output, about 1.5x
+    # faster in onnxruntime on CPUs; `check` compares the result with torch.
+    synthesis = subpixel(to_onnx(Synthesis(codec).eval(), torch.zeros(1, m, 8, 8), "latents", "image", latent_dims, image_dims))[0]
     tables = build_tables(codec.entropy_bottleneck, args.precision, args.tail_mass)
 
     images = sorted(glob.glob(os.path.join(args.kodak, "kodim*.png")))[:args.check_images]

@@ -20,18 +20,16 @@ import torch
 from PIL import Image
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 from model import GDN, FactorizedCodec  # noqa: E402
 
 
 def graph_weights(path):
-    """[(op, [arrays])] of the graph's Conv / ConvTranspose nodes in order, fp16 weights as fp32."""
+    """[(op, [arrays])] of the graph's Conv / ConvTranspose nodes in order, fp16 weights as fp32; a
+    ConvTranspose exported in sub-pixel form (Conv + DepthToSpace) comes back as the ConvTranspose."""
     import onnx
-    from onnx import numpy_helper
-    proto = onnx.load(path)
-    init = {i.name: numpy_helper.to_array(i).astype(np.float32) for i in proto.graph.initializer}
-    casts = {n.output[0]: n.input[0] for n in proto.graph.node if n.op_type == "Cast"}
-    return [(n.op_type, [init[casts.get(name, name)] for name in n.input[1:]])
-            for n in proto.graph.node if n.op_type in ("Conv", "ConvTranspose")]
+    from onnx_subpixel import conv_layers
+    return conv_layers(onnx.load(path))
 
 
 def _load_sequence(seq, weights, path):

@@ -37,6 +37,7 @@ import torch.nn as nn
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 from onnx_macs import onnx_macs  # noqa: E402
+from onnx_subpixel import subpixel  # noqa: E402
 from common import DEFAULT_CACHE, DEFAULT_DATA, LICENSE, REPO, count_macs, expand, git_commit  # noqa: E402
 import classify  # noqa: E402
 import segment  # noqa: E402
@@ -301,7 +302,7 @@ def main():
     net.eval()
     wrapper, example, in_spec, out_specs, dynamic, notes = graph_spec(arch)
     graph = wrapper(net).eval()
-    proto = to_onnx(graph, example, in_spec, out_specs, dynamic)
+    proto = subpixel(to_onnx(graph, example, in_spec, out_specs, dynamic))[0]   # ConvTranspose as Conv + DepthToSpace
 
     x, source = check_inputs(arch, ckpt, args.cache_dir)
     report = {"check_inputs": source, "torch_vs_onnxruntime": check(graph, proto, arch, x)}

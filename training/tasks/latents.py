@@ -81,7 +81,7 @@ class OnnxGraph:
     for a GPU machine whose onnxruntime has no GPU provider. Only the ops the codec export
     emits are known; any other is refused rather than guessed."""
 
-    OPS = ("Conv", "ConvTranspose", "Mul", "Div", "Sqrt", "Round", "Clip", "Constant", "Cast")
+    OPS = ("Conv", "ConvTranspose", "DepthToSpace", "Mul", "Div", "Sqrt", "Round", "Clip", "Constant", "Cast")
     CASTS = {1: "float", 5: "int16", 6: "int32"}   # TensorProto codes; values stay float32 here
 
     def __init__(self, path, device):
@@ -99,6 +99,8 @@ class OnnxGraph:
                 self.values[n.output[0]] = as_t(numpy_helper.to_array(attrs["value"]))
             elif n.op_type == "Cast" and attrs["to"] not in self.CASTS:
                 raise SystemExit(f"{path}: Cast to {attrs['to']} is unknown to the torch runtime")
+            elif n.op_type == "DepthToSpace" and attrs.get("mode", b"DCR") not in (b"CRD", "CRD"):
+                raise SystemExit(f"{path}: DepthToSpace mode {attrs.get('mode')} is unknown to the torch runtime")
             else:
                 pads = attrs.get("pads", [0, 0, 0, 0])
                 if pads[:2] != pads[2:]:
@@ -121,6 +123,8 @@ class OnnxGraph:
                                        a.get("strides", 1), a["padding"],
                                        a.get("output_padding", 0), a.get("group", 1),
                                        a.get("dilations", 1))
+            elif op == "DepthToSpace":             # CRD: channel c * b * b + dy * b + dx
+                r = F.pixel_shuffle(i[0], a["blocksize"])
             elif op == "Mul":
                 r = i[0] * i[1]
             elif op == "Div":

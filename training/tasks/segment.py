@@ -98,22 +98,22 @@ def arch_of(cfg):
 
 def synthesis_layer(cache_dir, codec_id):
     """(weight, bias, gamma, beta) of the first ConvTranspose and inverse GDN of the codec's
-    synthesis.onnx, the very file whose sha256 latents.py recorded."""
+    synthesis.onnx, the very file whose sha256 latents.py recorded (a ConvTranspose in sub-pixel
+    form is read back as the ConvTranspose: training/onnx_subpixel.py)."""
     import onnx
-    from onnx import numpy_helper
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+    from onnx_subpixel import conv_layers
     with open(os.path.join(expand(cache_dir), "tasks", codec_id, "meta.json")) as f:
         meta = json.load(f)
     path = os.path.join(meta["codec_location"], "synthesis.onnx")
     if sha256_file(path) != meta["codec"].get("synthesis_sha256"):
         raise SystemExit(f"{path} is not the synthesis the cached latents were made with")
-    proto = onnx.load(path)
-    init = {i.name: numpy_helper.to_array(i).astype(np.float32) for i in proto.graph.initializer}
-    nodes = list(proto.graph.node)
-    casts = {n.output[0]: n.input[0] for n in nodes if n.op_type == "Cast"}
-    param = lambda name: init[casts.get(name, name)]
-    tconv = next(n for n in nodes if n.op_type == "ConvTranspose")
-    gdn = next(n for n in nodes if n.op_type == "Conv")     # the first Conv: IGDN's norm
-    return (param(tconv.input[1]), param(tconv.input[2]), param(gdn.input[1]), param(gdn.input[2]))
+    layers = conv_layers(onnx.load(path))
+    first = next(i for i, (op, _) in enumerate(layers) if op == "ConvTranspose")
+    (weight, bias), (op, (gamma, beta)) = layers[first][1], layers[first + 1]   # then IGDN's 1x1 norm
+    if op != "Conv" or gamma.shape[2:] != (1, 1):
+        raise SystemExit(f"{path}: no inverse GDN after the first transposed convolution")
+    return weight, bias, gamma, beta
 
 
 def load_split(cfg, split):
