@@ -7,7 +7,6 @@ import warnings
 import numpy as np
 import onnx
 import onnxruntime as ort
-from onnx import TensorProto, helper, numpy_helper
 import pytest
 import torch
 
@@ -27,17 +26,15 @@ def exported(module, shape):
 
 
 def fp16_storage(proto):
-    """Every float initializer as float16 behind a Cast, as the exports store weights."""
-    g = proto.graph
-    casts = []
-    for i, init in enumerate(g.initializer):
-        name, arr = init.name, numpy_helper.to_array(init)
-        g.initializer[i].CopyFrom(numpy_helper.from_array(arr.astype(np.float16), name + "_fp16"))
-        casts.append(helper.make_node("Cast", [name + "_fp16"], [name], to=TensorProto.FLOAT))
-    nodes = casts + list(g.node)
-    del g.node[:]
-    g.node.extend(nodes)
-    return proto
+    """Every float initializer as float16 behind a Cast: the codec export's own fp16_weights, loaded
+    by path (two modules of training/ are named export)."""
+    import importlib.util
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "codec", "export.py")
+    spec = importlib.util.spec_from_file_location("codec_export", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.path.insert(0, os.path.dirname(path))       # its own imports (model.py, ...)
+    spec.loader.exec_module(module)
+    return module.fp16_weights(proto)
 
 
 def run(proto, x):
