@@ -122,7 +122,8 @@ export function parseManifest(json: unknown, manifestPath: string): Manifest {
  * A task model must fit its codec (when both are in this manifest): a latent model takes as many
  * channels as the codec makes, and a model trained on one analysis transform is never served beside
  * another (a retrained codec under the same id makes other latents: the task model would answer,
- * and answer wrongly).
+ * and answer wrongly). Likewise an int8 variant is never served beside another version of the model
+ * it was quantised from: it would answer for weights that no longer ship.
  */
 function checkLatentCodecs(models: readonly ModelEntry[], manifestPath: string): void {
   for (const m of models) {
