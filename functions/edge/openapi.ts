@@ -472,7 +472,7 @@ export const OPENAPI = {
                 kind: { enum: Object.values(TASKS) },
                 task: { enum: Object.keys(TASKS) },
                 codec: { type: 'string' },
-                serves: { type: 'boolean', description: 'Whether this model answers its task for its codec (the first listed does).' },
+                serves: { type: 'boolean', description: 'Whether this model answers its task for its codec: the one the TASK_MODELS var names, else the first listed.' },
                 labels: { type: 'array', items: ref('Label') },
               },
             },
