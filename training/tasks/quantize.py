@@ -148,13 +148,14 @@ def main():
     if not entry or entry["kind"] not in ("classifier", "segmenter") or entry["input"] != "latent":
         raise SystemExit(f"{args.model}: not a task model on latents in {args.manifest}")
     codec = entries[entry["codec"]]
-    src_path = os.path.join(MODELS, entry["files"]["model"]["path"])
+    models = os.path.dirname(os.path.abspath(args.manifest))     # manifest paths are relative to it
+    src_path = os.path.join(models, entry["files"]["model"]["path"])
     source = onnx.load(src_path)
     input_name = source.graph.input[0].name
 
     own = DATASETS[entry["kind"]]
     other = next(d for d in DATASETS.values() if d != own)
-    codec_dir = os.path.join(MODELS, codec["id"])
+    codec_dir = os.path.dirname(os.path.join(models, codec["files"]["analysis"]["path"]))
     own_latents = train_latents(own, codec_dir, args.data, args.calibration + args.check, args.seed)
     other_latents = train_latents(other, codec_dir, args.data, args.other + args.check, args.seed + 1)
     calib = own_latents[:args.calibration] + other_latents[:args.other]
@@ -166,9 +167,10 @@ def main():
 
     qid = f"{entry['id']}-int8"
     rel = os.path.join(qid, os.path.basename(entry["files"]["model"]["path"]))
-    os.makedirs(os.path.join(MODELS, qid), exist_ok=True)
-    onnx.save(int8, os.path.join(MODELS, rel))
-    data = open(os.path.join(MODELS, rel), "rb").read()
+    data = int8.SerializeToString()
+    os.makedirs(os.path.join(models, qid), exist_ok=True)
+    with open(os.path.join(models, rel), "wb") as f:
+        f.write(data)
     with open(src_path, "rb") as f:
         src_sha = hashlib.sha256(f.read()).hexdigest()
     out = copy.deepcopy(entry)
