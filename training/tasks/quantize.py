@@ -101,20 +101,38 @@ class Reader:
         return None if x is None else {self.name: x}
 
 
+def head_nodes(proto):
+    """The logits layer (the graph's last Conv, Gemm or MatMul) and every node that reads what it
+    makes: softmax, top-k, resize, argmax. They stay in float: a fraction of a percent of the MACs,
+    and quantised they would round the logits and the probabilities to 256 levels, so that the API's
+    scores came in steps of 1/255 and near-equal classes tied in top-k and argmax."""
+    nodes = list(proto.graph.node)
+    last = max(i for i, n in enumerate(nodes) if n.op_type in ("Conv", "Gemm", "MatMul"))
+    reached, names = set(nodes[last].output), [nodes[last].name]
+    for n in nodes[last + 1:]:
+        if any(i in reached for i in n.input):
+            reached.update(n.output)
+            names.append(n.name)
+    return names
+
+
 def quantize(proto, input_name, latents, method):
+    """(int8 graph, names of the nodes left in float)."""
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
     with tempfile.TemporaryDirectory() as tmp:
         src, pre, out = (os.path.join(tmp, f) for f in ("float.onnx", "pre.onnx", "int8.onnx"))
         onnx.save(proto, src)
         quant_pre_process(src, pre, skip_symbolic_shape=True)
+        head = head_nodes(onnx.load(pre))
         quantize_static(pre, out, Reader(input_name, latents), quant_format=QuantFormat.QDQ,
                         activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=True,
+                        nodes_to_exclude=head,
                         calibrate_method={"minmax": CalibrationMethod.MinMax,
                                           "percentile": CalibrationMethod.Percentile}[method])
         result = onnx.load(out)
     onnx.checker.check_model(result)
-    return result
+    return result, head
 
 
 def agreement(float_proto, int8_proto, input_name, latents):
@@ -160,7 +178,7 @@ def main():
     other_latents = train_latents(other, codec_dir, args.data, args.other + args.check, args.seed + 1)
     calib = own_latents[:args.calibration] + other_latents[:args.other]
     widened, rewrites = subpixel(widen_fp16(source))
-    int8 = quantize(widened, input_name, calib, args.method)
+    int8, head = quantize(widened, input_name, calib, args.method)
     unit = "top-1 classes" if entry["kind"] == "classifier" else "mask pixels"
     agree = {name: {"images": args.check, "fraction": round(agreement(source, int8, input_name, lat), 6)}
              for name, lat in ((own, own_latents[args.calibration:]), (other, other_latents[args.other:]))}
@@ -179,7 +197,8 @@ def main():
                                     "calibration": {"train_images": {own: args.calibration, other: args.other},
                                                     "seed": args.seed, "method": args.method},
                                     "agreement_with_source": {"unit": unit, "train_images_not_in_calibration": agree},
-                                    "subpixel_rewrites": sum(r["rewritten"] for r in rewrites)},
+                                    "subpixel_rewrites": sum(r["rewritten"] for r in rewrites),
+                                    "float_nodes": head},
                quantized_from={"id": entry["id"], "version": entry["version"], "sha256": src_sha},
                quantized_at=datetime.date.today().isoformat())
     update_manifest(args.manifest, out)
