@@ -126,7 +126,7 @@ export async function healthy(url: string): Promise<boolean> {
 /**
  * The edge's TASK_MODELS for an origin that runs on CPUs: the int8 variants in the manifest (entries
  * with `quantized_from`, made by training/tasks/quantize.py), comma-separated; '' when it has none.
- * onnxruntime runs them about 2-3x faster than the float graphs on a CPU with VNNI; a GPU origin
+ * onnxruntime runs them 2.2-3.5x faster than the float graphs on this project's CPU (VNNI); a GPU origin
  * keeps the float models (TASK_MODELS empty).
  *
  * @example
