@@ -1,60 +1,60 @@
 /**
- * `npm run bench -- int8` (`BENCH_INT8_IMAGES=DIR` for the agreement pass): each int8 task model (`<id>-int8`,
- * made by training/tasks/quantize.py) against its float source, in onnxruntime-node on this CPU.
+ * `npm run bench -- int8`: each int8 task model (`<id>-int8`, made by training/tasks/quantize.py)
+ * against its float source, in onnxruntime-node on this CPU.
  *
  * - Time: milliseconds per image at 768x512 (kodim23, the test fixture), with one intra-op thread as
- *   the local stack's origin runs them (ORIGIN_THREADS=1). The input is the latents the codec's
- *   analysis transform makes of the image (what the origin receives once the edge has entropy-decoded
- *   the stream). Float and int8 are timed in alternation, ROUNDS rounds of RUNS calls each, so that
+ *   the local stack's origin runs them (ORIGIN_THREADS=1). The input is what the origin receives for
+ *   the image: the codec's encoder makes the bitstream, and its entropy decoder gives the latents back. Float and int8 are timed in alternation, ROUNDS rounds of RUNS calls each, so that
  *   load from other processes hits both alike; the medians and their ratio per model.
- * - Agreement off the training domain: on every image of DIR (default ../shared/data/kodak, photos
- *   that neither task model was trained on), how often the int8 model gives the float model's top-1
+ * - Agreement off the training domain: on every image of kodak/ in $LATENTSIGHT_DATA (default
+ *   ../shared/data; photos that neither task model was trained on), how often the int8 model gives the float model's top-1
  *   (classifiers) and the fraction of mask pixels both give (segmenters: median and lowest over the
- *   images). Skipped with the reason when DIR is missing. Accuracy on val is measured by
+ *   images). Skipped with the reason when the folder is missing. Accuracy on val is measured by
  *   `npx latentsight eval` (docs/RESULTS.md), not here.
  */
-import { readFile, readdir } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import ort from 'onnxruntime-node';
-import { readImageFile } from '../src/codec/image-node.ts';
-import { toPaddedPlanar } from '../src/codec/pixels.ts';
+import { type Codec, decodeBitstreamLatents, encodeImage, loadCodecFromDir, readImageFile } from '../src/codec/node.ts';
+import { listImages } from '../src/eval/rd-run.ts';
 import { median } from './lib/timing.ts';
 
 const REPO = fileURLToPath(new URL('../', import.meta.url));
 const ROUNDS = 7;
 const RUNS = 3;
-const STRIDE = 8;
 
 interface Entry {
   id: string;
   kind: string;
   version: string;
   codec?: string;
-  files: { model?: { path: string }; analysis?: { path: string } };
+  files: { model?: { path: string } };
   quantized_from?: { id: string };
 }
 
 export async function benchInt8(): Promise<Record<string, unknown>> {
-  const dir = process.env.BENCH_INT8_IMAGES || join(REPO, '..', 'shared', 'data', 'kodak');
+  const dir = join(process.env.LATENTSIGHT_DATA ?? join(REPO, '../shared/data'), 'kodak');
   const manifest = JSON.parse(await readFile(join(REPO, 'models/manifest.json'), 'utf8')) as { models: Entry[] };
   const byId = new Map(manifest.models.map((m) => [m.id, m]));
-  const images = await imageFiles(dir);
-  const analyses = new Map<string, Analysis>();
+  const images = await listImages(dir).then(
+    (paths) => (paths.length ? paths : `no images in ${dir}`),
+    () => `${dir} is not readable`,
+  );
+  const codecs = new Map<string, Codec>();
   const models: Record<string, unknown> = {};
   for (const q of manifest.models.filter((m) => m.quantized_from)) {
     const source = byId.get(q.quantized_from!.id);
-    const codec = q.codec ? byId.get(q.codec) : undefined;
-    if (!source?.files.model || !q.files.model || !codec?.files.analysis) {
+    if (!source?.files.model || !q.files.model || !q.codec || !byId.has(q.codec)) {
       models[q.id] = { skipped: `its source ${q.quantized_from!.id} or codec ${q.codec} is not in the manifest` };
       continue;
     }
-    if (!analyses.has(codec.id)) analyses.set(codec.id, await Analysis.load(join(REPO, 'models', codec.files.analysis.path)));
-    const analysis = analyses.get(codec.id)!;
+    if (!codecs.has(q.codec)) codecs.set(q.codec, await loadCodecFromDir(undefined, q.codec));
+    const codec = codecs.get(q.codec)!;
     const [float, int8] = await Promise.all([source, q].map((m) => ort.InferenceSession.create(join(REPO, 'models', m.files.model!.path), { intraOpNumThreads: 1, interOpNumThreads: 1, graphOptimizationLevel: 'all' })));
     const run = async (s: ort.InferenceSession, input: ort.Tensor) => (await s.run({ [s.inputNames[0]]: input }))[s.outputNames.at(-1)!].data as ArrayLike<number | bigint>;
 
-    const fixture = await analysis.latents(join(REPO, 'test/fixtures/kodim23.png'));
+    const fixture = await latentsOf(join(REPO, 'test/fixtures/kodim23.png'), codec);
     await run(float, fixture);
     await run(int8, fixture);
     const times: [number[], number[]] = [[], []];
@@ -73,7 +73,7 @@ export async function benchInt8(): Promise<Record<string, unknown>> {
     } else {
       const shared: number[] = [];
       for (const path of images) {
-        const input = await analysis.latents(path);
+        const input = await latentsOf(path, codec);
         const [a, b] = [await run(float, input), await run(int8, input)];
         shared.push(q.kind === 'classifier' ? Number(a[0] === b[0]) : agreeing(a, b));
       }
@@ -88,29 +88,10 @@ export async function benchInt8(): Promise<Record<string, unknown>> {
   return { bench: 'int8', image: 'kodim23 768x512', threads: 1, rounds: ROUNDS, images: typeof images === 'string' ? null : dir, models };
 }
 
-/** A codec's analysis transform: an image file to the int16 latents a client's encoder makes of it. */
-class Analysis {
-  private constructor(private readonly session: ort.InferenceSession) {}
-
-  static async load(path: string): Promise<Analysis> {
-    return new Analysis(await ort.InferenceSession.create(path, { graphOptimizationLevel: 'all' }));
-  }
-
-  async latents(path: string): Promise<ort.Tensor> {
-    const planar = toPaddedPlanar(await readImageFile(path), STRIDE);
-    const out = await this.session.run({ [this.session.inputNames[0]]: new ort.Tensor('float32', planar.data, [1, 3, planar.height, planar.width]) });
-    return out[this.session.outputNames[0]];
-  }
-}
-
-/** The image files of `dir`, or why there are none. */
-async function imageFiles(dir: string): Promise<string[] | string> {
-  try {
-    const files = (await readdir(dir)).filter((f) => /\.(png|jpe?g|webp)$/i.test(f)).sort();
-    return files.length ? files.map((f) => join(dir, f)) : `no images in ${dir}`;
-  } catch {
-    return `${dir} is not readable`;
-  }
+/** The latents the origin receives for an image: encoded by the codec, entropy-decoded again. */
+async function latentsOf(path: string, codec: Codec): Promise<ort.Tensor> {
+  const { header, latents } = decodeBitstreamLatents(await encodeImage(await readImageFile(path), codec), codec);
+  return new ort.Tensor('int16', latents, [1, header.channels, header.latentHeight, header.latentWidth]);
 }
 
 function agreeing(a: ArrayLike<number | bigint>, b: ArrayLike<number | bigint>): number {

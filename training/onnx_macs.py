@@ -4,10 +4,11 @@ Shared by the codec export (``training/codec/export.py``: MACs per pixel of each
 task export (``training/tasks/export.py``: MACs of a classifier or segmenter, checked against the
 torch count).
 """
-import json
 import math
 
 import onnx
+
+from onnx_subpixel import subpixel_of
 
 
 def onnx_macs(proto, input_shape):
@@ -30,7 +31,7 @@ def onnx_macs(proto, input_shape):
             shapes[out] = shapes[src]
     total = 0
     for n in g.node:
-        of = _subpixel_of(n)
+        of = subpixel_of(n)
         if of:      # per input pixel: Cin x Cout x k x k, as a ConvTranspose
             w = shapes[n.input[1]]
             total += math.prod(shapes[n.input[0]][1:]) * (w[0] // of["stride"] ** 2) * of["kernel"] ** 2
@@ -42,12 +43,6 @@ def onnx_macs(proto, input_shape):
             a, b = shapes[n.input[0]], shapes[n.input[1]]
             total += math.prod(a[1:]) * b[-1 if n.op_type == "MatMul" or not _trans_b(n) else 0]
     return total // input_shape[0]
-
-
-def _subpixel_of(node):
-    if node.op_type != "Conv" or not node.doc_string.startswith("{"):
-        return None
-    return json.loads(node.doc_string).get("subpixel_of")
 
 
 def _trans_b(node):

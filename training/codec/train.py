@@ -269,10 +269,13 @@ def main():
     t_log = t_ckpt = t_val = time.time()
     model.train()
     transforms = list(model.g_a.parameters()) + list(model.g_s.parameters())
+    was_frozen = None
     while step < cfg.max_steps and not stop:
         frozen = step < cfg.freeze_transforms_steps
-        for p in transforms:
-            p.requires_grad_(not frozen)
+        if frozen != was_frozen:            # at the start, and once when the freeze ends
+            for p in transforms:
+                p.requires_grad_(not frozen)
+            was_frozen = frozen
         lr = lr_at(step, cfg)
         for g in opt.param_groups:
             g["lr"] = lr
