@@ -13,6 +13,7 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from onnx_macs import onnx_macs  # noqa: E402
 from onnx_subpixel import conv_layers, subpixel  # noqa: E402
+from onnx_weights import fp16_weights as fp16_storage, widen_fp16  # noqa: E402
 
 
 def exported(module, shape):
@@ -23,18 +24,6 @@ def exported(module, shape):
                           input_names=["x"], output_names=["y"],
                           dynamic_axes={"x": {0: "n", 2: "h", 3: "w"}, "y": {0: "n", 2: "h2", 3: "w2"}})
     return onnx.load_from_string(f.getvalue())
-
-
-def fp16_storage(proto):
-    """Every float initializer as float16 behind a Cast: the codec export's own fp16_weights, loaded
-    by path (two modules of training/ are named export)."""
-    import importlib.util
-    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "codec", "export.py")
-    spec = importlib.util.spec_from_file_location("codec_export", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.path.insert(0, os.path.dirname(path))       # its own imports (model.py, ...)
-    spec.loader.exec_module(module)
-    return module.fp16_weights(proto)
 
 
 def run(proto, x):
@@ -71,6 +60,19 @@ def test_fp16_storage_stays_fp16_and_exact():
     assert len(rewritten.graph.initializer) == 2       # the old weights are gone
     x = np.random.default_rng(1).normal(size=(1, 4, 6, 8)).astype(np.float32)
     np.testing.assert_allclose(run(rewritten, x), run(stored, x), atol=1e-5)
+
+
+def test_widening_fp16_storage_gives_back_float_initializers_and_the_same_output():
+    torch.manual_seed(3)
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 6, 3, padding=1), torch.nn.ReLU()).eval()
+    proto = exported(net, (1, 3, 5, 5))
+    stored = fp16_storage(proto, min_elements=16)        # the bias (6 values) stays float32
+    assert sorted(i.data_type for i in stored.graph.initializer) == [onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16]
+    widened = widen_fp16(stored)
+    assert all(i.data_type == onnx.TensorProto.FLOAT for i in widened.graph.initializer)
+    assert [n.op_type for n in widened.graph.node] == [n.op_type for n in proto.graph.node]
+    x = np.random.default_rng(4).normal(size=(2, 3, 7, 9)).astype(np.float32)
+    np.testing.assert_array_equal(run(widened, x), run(stored, x))
 
 
 def test_leaves_grouped_transposed_convolutions_alone():

@@ -35,7 +35,6 @@ import onnxruntime as ort
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from onnx import TensorProto, helper, numpy_helper
 from PIL import Image
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -44,6 +43,7 @@ sys.path.insert(0, os.path.dirname(HERE))
 from model import GDN, FactorizedCodec  # noqa: E402
 from onnx_macs import onnx_macs  # noqa: E402
 from onnx_subpixel import subpixel  # noqa: E402
+from onnx_weights import fp16_weights  # noqa: E402
 from reference.tables import Table, TableSet, quantize_pmf  # noqa: E402
 
 STRIDE = 8
@@ -101,24 +101,6 @@ def to_onnx(module, example, in_name, out_name, in_dims, out_dims):
                           input_names=[in_name], output_names=[out_name],
                           dynamic_axes={in_name: in_dims, out_name: out_dims})
     proto = onnx.load_from_string(f.getvalue())
-    onnx.checker.check_model(proto)
-    return proto
-
-
-def fp16_weights(proto):
-    """Stores every float32 initializer as float16 behind a Cast (folded at session start)."""
-    proto = copy.deepcopy(proto)
-    g = proto.graph
-    casts = []
-    for i, init in enumerate(g.initializer):
-        if init.data_type != TensorProto.FLOAT:
-            continue
-        name, arr = init.name, numpy_helper.to_array(init)
-        g.initializer[i].CopyFrom(numpy_helper.from_array(arr.astype(np.float16), name + "_fp16"))
-        casts.append(helper.make_node("Cast", [name + "_fp16"], [name], to=TensorProto.FLOAT))
-    nodes = casts + list(g.node)
-    del g.node[:]
-    g.node.extend(nodes)
     onnx.checker.check_model(proto)
     return proto
 

@@ -38,6 +38,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 from onnx_macs import onnx_macs  # noqa: E402
 from onnx_subpixel import subpixel  # noqa: E402
+from onnx_weights import fp16_weights as fp16_storage  # noqa: E402
 from common import DEFAULT_CACHE, DEFAULT_DATA, LICENSE, REPO, count_macs, expand, git_commit  # noqa: E402
 import classify  # noqa: E402
 import segment  # noqa: E402
@@ -170,20 +171,8 @@ def check(graph, proto, arch, x):
 
 
 def fp16_weights(proto):
-    """Every float32 initializer stored as float16 behind a Cast (onnxruntime folds it at load)."""
-    proto = onnx.ModelProto.FromString(proto.SerializeToString())
-    g, casts = proto.graph, []
-    for i, init in enumerate(g.initializer):
-        if init.data_type != onnx.TensorProto.FLOAT or np.prod(init.dims) < 16:
-            continue
-        name, arr = init.name, onnx.numpy_helper.to_array(init)
-        g.initializer[i].CopyFrom(onnx.numpy_helper.from_array(arr.astype(np.float16), name + "_fp16"))
-        casts.append(onnx.helper.make_node("Cast", [name + "_fp16"], [name], to=onnx.TensorProto.FLOAT))
-    nodes = casts + list(g.node)
-    del g.node[:]
-    g.node.extend(nodes)
-    onnx.checker.check_model(proto)
-    return proto
+    """Weights of 16 values or more stored as float16 (training/onnx_weights.py)."""
+    return fp16_storage(proto, min_elements=16)
 
 
 def choose_weights(proto, arch, ckpt, args, n_cls=512, n_seg=16):

@@ -36,37 +36,18 @@ import tempfile
 
 import numpy as np
 import onnx
-from onnx import numpy_helper
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, ".."))
 sys.path.insert(0, os.path.join(HERE, "..", "codec"))   # its export.py (update_manifest), not ours
 from onnx_subpixel import subpixel  # noqa: E402
+from onnx_weights import widen_fp16  # noqa: E402
 from export import update_manifest  # noqa: E402
 from common import DEFAULT_DATA, REPO  # noqa: E402
 from latents import CAMVID_H, CAMVID_PAD_H, CAMVID_W, IMAGENETTE_SIDE, camvid_files, imagenette_files, load_rgb, pad_rows  # noqa: E402
 
 MODELS = os.path.join(REPO, "models")
-
-
-def widen_fp16(proto):
-    """A copy whose fp16-stored weights (initializer -> Cast) are float32 initializers again: the
-    quantiser reads weights only from initializers."""
-    proto = copy.deepcopy(proto)
-    g = proto.graph
-    inits = {i.name: i for i in g.initializer}
-    kept = []
-    for n in g.node:
-        if n.op_type == "Cast" and n.input[0] in inits and inits[n.input[0]].data_type == onnx.TensorProto.FLOAT16:
-            arr = numpy_helper.to_array(inits[n.input[0]]).astype(np.float32)
-            g.initializer.append(numpy_helper.from_array(arr, n.output[0]))
-            g.initializer.remove(inits.pop(n.input[0]))
-        else:
-            kept.append(n)
-    del g.node[:]
-    g.node.extend(kept)
-    return proto
 
 
 DATASETS = {"classifier": "imagenette", "segmenter": "camvid"}
