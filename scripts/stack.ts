@@ -14,7 +14,7 @@ import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { type OriginProcess, cpuTaskModels, freePort, healthy, startOrigin } from '../functions/origin/process.ts';
+import { type OriginProcess, freePort, healthy, startOrigin, taskModelsFor } from '../functions/origin/process.ts';
 
 const REPO = fileURLToPath(new URL('../', import.meta.url));
 const WRANGLER = join(dirname(createRequire(import.meta.url).resolve('wrangler/package.json')), 'bin', 'wrangler.js');
@@ -88,8 +88,10 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     originLogs.push(origin.logs as Record<string, unknown>[]);
   };
 
-  // The origin runs on this machine's CPUs: the edge asks for the int8 variants of the task models.
-  const vars = { ORIGIN_URL: originUrl, ORIGIN_HMAC_SECRET: secret, TASK_MODELS: cpuTaskModels(), ...options.edgeVars };
+  // The models for the origin as started (startOrigin passes process.env through): on CPUs, the
+  // int8 variants of the task models, as `npm start` chooses them.
+  const taskModels = taskModelsFor({ ...process.env, ...originEnv });
+  const vars = { ORIGIN_URL: originUrl, ORIGIN_HMAC_SECRET: secret, TASK_MODELS: taskModels, ...options.edgeVars };
   const edgeArgs = [WRANGLER, 'dev', '--port', String(edgePort), '--ip', '127.0.0.1', '--persist-to', stateDir, '--show-interactive-dev-session=false'];
   for (const [name, value] of Object.entries(vars)) edgeArgs.push('--var', `${name}:${value}`);
   const edgeLines: string[] = [];

@@ -25,7 +25,7 @@ import { createRequire } from 'node:module';
 import { createServer } from 'node:net';
 import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { cpuTaskModels, healthy } from '../functions/origin/process.ts';
+import { healthy, taskModelsFor } from '../functions/origin/process.ts';
 import { buildDemo } from './build-demo.ts';
 
 const REPO = fileURLToPath(new URL('../', import.meta.url));
@@ -313,7 +313,7 @@ async function main(): Promise<number> {
       // The task models the edge asks for: TASK_MODELS if set; else the int8 variants while the
       // origin runs on CPUs (ORIGIN_EXECUTION_PROVIDERS unset or cpu), the float models on a GPU.
       '--var',
-      `TASK_MODELS:${process.env.TASK_MODELS ?? (/cuda/i.test(process.env.ORIGIN_EXECUTION_PROVIDERS ?? '') ? '' : cpuTaskModels())}`,
+      `TASK_MODELS:${process.env.TASK_MODELS ?? taskModelsFor(process.env)}`,
       '--show-interactive-dev-session=false',
     ],
     wranglerEnv,

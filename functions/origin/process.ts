@@ -124,15 +124,21 @@ export async function healthy(url: string): Promise<boolean> {
 }
 
 /**
- * The edge's TASK_MODELS for an origin that runs on CPUs: the int8 variants in the manifest (entries
- * with `quantized_from`, made by training/tasks/quantize.py), comma-separated; '' when it has none.
- * onnxruntime runs them 2.2-3.5x faster than the float graphs on this project's CPU (VNNI); a GPU origin
- * keeps the float models (TASK_MODELS empty).
+ * The edge's TASK_MODELS for an origin started with `originEnv`: on CPUs (ORIGIN_EXECUTION_PROVIDERS
+ * unset or without cuda), the int8 variants in the manifest (entries with `quantized_from`, made by
+ * training/tasks/quantize.py), comma-separated, '' when it has none; on a GPU, '' (the float models).
+ * onnxruntime runs the int8 graphs 2.2-3.5x faster than the float ones on this project's CPU (VNNI).
+ * `npm start` and the e2e stack both ask this, so they serve the same models for the same origin.
  *
  * @example
- * cpuTaskModels() // 'seg-latent-ls-f8-q2-int8,cls-latent-ls-f8-q2-int8'
+ * taskModelsFor({}) // 'seg-latent-ls-f8-q2-int8,cls-latent-ls-f8-q2-int8,...'
+ * taskModelsFor({ ORIGIN_EXECUTION_PROVIDERS: 'cuda,cpu' }) // ''
  */
-export function cpuTaskModels(manifestPath = fileURLToPath(new URL('../../models/manifest.json', import.meta.url))): string {
+export function taskModelsFor(
+  originEnv: Record<string, string | undefined>,
+  manifestPath = fileURLToPath(new URL('../../models/manifest.json', import.meta.url)),
+): string {
+  if (/cuda/i.test(originEnv.ORIGIN_EXECUTION_PROVIDERS ?? '')) return '';
   const manifest = JSON.parse(readFileSync(manifestPath, 'utf8')) as { models: { id: string; quantized_from?: unknown }[] };
   return manifest.models.filter((m) => m.quantized_from !== undefined).map((m) => m.id).join(',');
 }

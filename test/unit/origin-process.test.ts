@@ -10,7 +10,7 @@ import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Tensor } from '../../functions/origin/datatypes.ts';
 import { encodeInferRequest, parseInferResponse } from '../../functions/origin/kserve-client.ts';
-import { type OriginProcess, OriginExitError, startOrigin } from '../../functions/origin/process.ts';
+import { type OriginProcess, OriginExitError, startOrigin, taskModelsFor } from '../../functions/origin/process.ts';
 import { type SigningKey, importSigningKey, signatureHeaders } from '../../src/protocol/signature.ts';
 import { checkTopK, classifierProbabilities, seededLatents, segmenterMask } from '../fixtures/models/reference.ts';
 
@@ -147,6 +147,23 @@ describe('the origin process', () => {
     expect(text).toMatch(/^latentsight_origin_requests_total\{route="infer",model="",code="404"\} 1$/m);
     expect(text).toMatch(/^latentsight_origin_request_duration_seconds_bucket\{model="cls-test",le="\+Inf"\} \d+$/m);
     expect(text).toMatch(/^latentsight_origin_queue_depth\{model="cls-test"\} 0$/m);
+  });
+});
+
+describe('the task models an edge asks this origin for', () => {
+  it('names the int8 variants on CPUs and none (the float models) when the origin runs on cuda', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'latentsight-taskmodels-'));
+    const manifest = join(dir, 'manifest.json');
+    await writeFile(manifest, JSON.stringify({ models: [{ id: 'cls-a' }, { id: 'cls-a-int8', quantized_from: { id: 'cls-a' } }, { id: 'seg-b-int8', quantized_from: { id: 'seg-b' } }] }));
+    try {
+      expect(taskModelsFor({}, manifest)).toBe('cls-a-int8,seg-b-int8');
+      expect(taskModelsFor({ ORIGIN_EXECUTION_PROVIDERS: 'cpu' }, manifest)).toBe('cls-a-int8,seg-b-int8');
+      expect(taskModelsFor({ ORIGIN_EXECUTION_PROVIDERS: 'cuda,cpu' }, manifest)).toBe('');
+      await writeFile(manifest, JSON.stringify({ models: [{ id: 'cls-a' }] }));
+      expect(taskModelsFor({}, manifest)).toBe('');
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
 
