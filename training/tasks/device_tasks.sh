@@ -21,7 +21,10 @@
 # DATASETS (imagenette,camvid; trials may need one), VARIANTS
 # (architecture trials instead of the full set: "name cls|seg overrides...;..." trains only those
 # latent models, on every codec of CODECS, e.g. "b422 cls --blocks 4,2,2;w192 seg --width 192";
-# "name@ls-f8-q2 ..." trains that variant on that codec only).
+# "name@ls-f8-q2 ..." trains that variant on that codec only; @SEG_TEACHER@ in a variant's
+# overrides stands for the codec's seg-decoded-* baseline's logits, which teacher.py computes there
+# from models/baselines/ and the codec's decoded CamVid pixels before the variant starts, e.g.
+# "kd seg --latent_stem synthesis --synth_skip 32 --blocks 4 --teacher @SEG_TEACHER@").
 set -u
 FILES=${1:?folder of files-K.tar and index.json}
 OUT=${2:?output folder}
@@ -142,10 +145,23 @@ codec_latents() {
     >"$LOGS/latents-$1.out" 2>&1
 }
 
+# The seg-decoded-* baseline's logits on the codec's decoded CamVid train pixels (teacher.py).
+seg_teacher() {
+  python3 "$T/latents.py" --data "$DATA" --cache-dir "$CACHE" --codec-onnx "$REPO/models/$1" \
+    --device "$DEVICE" --steps decoded --datasets camvid --check 0 "${LIMITS[@]}" \
+    >"$LOGS/decoded-$1.out" 2>&1 &&
+  python3 "$T/teacher.py" "$REPO/models/baselines/seg-decoded-$1/segmenter.onnx" --name "seg-decoded-$1" \
+    --codec_id "$1" --cache_dir "$CACHE" --num_threads 8 --batch 8 >"$LOGS/teacher-$1.out" 2>&1
+}
+
 # Architecture trials: latents only, then one run per variant and codec.
 if [ -n "${VARIANTS:-}" ]; then
   for codec in $CODECS; do
     codec_latents "$codec" || { log "latents failed"; tail -n 5 "$LOGS/latents-$codec.out"; exit 1; }
+    if [[ "$VARIANTS" == *@SEG_TEACHER@* ]]; then
+      seg_teacher "$codec" || { log "seg teacher failed"; tail -n 5 "$LOGS/decoded-$codec.out" "$LOGS/teacher-$codec.out"; exit 1; }
+      log "seg teacher of $codec ready"
+    fi
     IFS=';' read -ra specs <<<"$VARIANTS"
     for spec in "${specs[@]}"; do
       read -r vname task overrides <<<"$spec"
@@ -154,6 +170,7 @@ if [ -n "${VARIANTS:-}" ]; then
         vname=${vname%@*}
       fi
       run="$task-latent-$codec-$vname$SUFFIX"
+      overrides=${overrides//@SEG_TEACHER@/$CACHE/tasks/teachers/seg-decoded-$codec.npy}
       if [ "$task" = cls ]; then
         # shellcheck disable=SC2086
         launch "$run" python3 "$T/classify.py" --input latent --codec_id "$codec" --run_name "$run" "${cls_common[@]}" $overrides

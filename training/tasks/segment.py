@@ -13,6 +13,18 @@ and random flips (latents: the precomputed latents of the flipped image), cross-
 ignoring void (11), optional median-frequency class weights. Evaluation on val at full
 resolution (480 x 360): mIoU over the 11 classes, pixel accuracy and per-class IoU, void
 ignored; val selects ``best.pt`` only.
+
+Distillation (latent inputs): ``--teacher`` names a segmenter's logits from ``teacher.py``
+(typically the ``seg-decoded-*`` baseline of the same codec, which reads the same bits through the
+synthesis); the loss becomes ``kd_alpha`` x the per-pixel T^2 x KL(teacher || student at T) +
+(1 - ``kd_alpha``) x the label loss, both weighted by the labelled pixels' class weights, the
+teacher's logits those of the same image with the same flip, cropped like the input and
+upsampled to full size as the teacher's own graph does. ``--init`` starts from a checkpoint's
+weights (not its optimizer), e.g. a shipped run's ``best.pt``:
+
+    python3 training/tasks/segment.py --input latent --codec_id ls-f8-q2 --latent_stem synthesis \
+        --synth_skip 32 --blocks 4 --init RUN/best.pt --teacher TEACHERS/seg-decoded-ls-f8-q2.npy \
+        --steps 1500 --lr 2e-4 --warmup_steps 50 --run_name seg-latent-ls-f8-q2-kd
 """
 import dataclasses
 import json
@@ -69,6 +81,10 @@ class Config:
     warmup_steps: int = 200
     class_weight: str = "median-freq"   # none | median-freq (SegNet's balancing)
     flip: bool = True
+    teacher: str = ""                   # teacher.py's segmenter logits (.npy); "" = no distillation
+    kd_alpha: float = 0.5
+    kd_temperature: float = 1.0
+    init: str = ""                      # start from this checkpoint's weights
     seed: int = 1337
     # runtime
     eval_interval: int = 500
@@ -149,9 +165,10 @@ def batch_at(step, cfg, train):
     latent = cfg.input == "latent"
     h, w = (x_all.shape[2:] if latent else (x_all.shape[1] // STRIDE, x_all.shape[2] // STRIDE))
     c = cfg.crop
-    xs, ms = [], []
+    xs, ms, crops = [], [], []
     for i, flip in zip(idx, flips):
         oy, ox = rng.integers(0, h - c + 1), rng.integers(0, w - c + 1)
+        crops.append((oy, ox))
         m = masks[i][:, ::-1] if flip else masks[i]
         ms.append(m[oy * STRIDE:(oy + c) * STRIDE, ox * STRIDE:(ox + c) * STRIDE])
         if latent:
@@ -160,7 +177,30 @@ def batch_at(step, cfg, train):
         else:
             src = x_all[i][:, ::-1] if flip else x_all[i]
             xs.append(src[oy * STRIDE:(oy + c) * STRIDE, ox * STRIDE:(ox + c) * STRIDE])
-    return to_tensor(np.stack(xs)), torch.from_numpy(np.stack(ms).astype(np.int64))
+    return to_tensor(np.stack(xs)), torch.from_numpy(np.stack(ms).astype(np.int64)), (idx, flips, crops)
+
+
+def teacher_at(teacher, where, crop):
+    """The teacher's logits for the crops of ``batch_at`` (float32, at full crop size): its
+    half-resolution logits cropped (the flipped image's for a flipped crop) and upsampled x2
+    bilinearly, as the teacher's graph upsamples them."""
+    idx, flips, crops = where
+    h = crop * STRIDE // 2
+    t = np.stack([teacher[i, int(f), :, oy * STRIDE // 2:oy * STRIDE // 2 + h, ox * STRIDE // 2:ox * STRIDE // 2 + h]
+                  for i, f, (oy, ox) in zip(idx, flips, crops)])
+    return F.interpolate(torch.from_numpy(t.astype(np.float32)), scale_factor=2, mode="bilinear",
+                         align_corners=False)
+
+
+def distill_loss(logits, teacher_logits, temperature, y, weight):
+    """Per-pixel T^2 x KL(softmax(teacher / T) || softmax(student / T)), averaged over the labelled
+    pixels with the label loss's class weights (so rare classes weigh as much as in the label loss)."""
+    t = temperature
+    kl = F.kl_div(F.log_softmax(logits / t, 1), F.log_softmax(teacher_logits / t, 1),
+                  reduction="none", log_target=True).sum(1) * t * t
+    keep = y != VOID
+    w = keep.float() if weight is None else weight[y.clamp(max=CLASSES - 1)] * keep
+    return (kl * w).sum() / w.sum().clamp(min=1e-6)
 
 
 def class_weights(masks, kind):
@@ -232,6 +272,26 @@ def main():
           f"({'latents' if cfg.input == 'latent' else 'pixels'}), {params / 1e6:.2f} M parameters; "
           f"train {len(train[2])}, val {len(val[2])}", flush=True)
     weights = class_weights(train[2], cfg.class_weight)
+    teacher = None
+    if cfg.teacher:
+        if cfg.input != "latent":
+            raise SystemExit("--teacher distils into latent segmenters only")
+        teacher = np.load(expand(cfg.teacher), mmap_mode="r")
+        want = (len(train[2]), 2, CLASSES, train[2].shape[1] // 2, train[2].shape[2] // 2)
+        if teacher.shape != want:
+            raise SystemExit(f"{cfg.teacher}: shape {teacher.shape}, expected {want} "
+                             "(teacher.py on these train arrays)")
+    if cfg.init and ckpt is None:
+        init = torch.load(expand(cfg.init), map_location="cpu", weights_only=False)
+        if init["arch"] != arch:
+            raise SystemExit(f"--init {cfg.init}: another architecture ({init['arch']})")
+        # the latents are the analysis transform's alone (a synthesis rewritten in sub-pixel form,
+        # training/onnx_subpixel.py, is the same function and keeps them valid)
+        if cfg.input in ("latent", "decoded") and ((init.get("codec") or {}).get("analysis_sha256")
+                                                   != codec_meta(cfg.cache_dir, cfg.codec_id).get("analysis_sha256")):
+            raise SystemExit(f"--init {cfg.init}: trained on another codec's latents")
+        model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in init["model"].items()})
+        print(f"initialised from {cfg.init} (val mIoU {init['best'].get('val_miou')})", flush=True)
     model.to(device)
     opt = make_optimizer(model, cfg.optimizer, cfg.lr, cfg.weight_decay)
     step, best, history = 0, {"val_miou": -1.0}, []
@@ -266,11 +326,15 @@ def main():
         lr = lr_at(step, cfg.steps, cfg.lr, min(cfg.warmup_steps, cfg.steps // 5), cfg.min_lr)
         for g in opt.param_groups:
             g["lr"] = lr
-        x, y = batch_at(step, cfg, train)
+        x, y, where = batch_at(step, cfg, train)
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
         with autocast(device, cfg.amp):
             logits = model(x).float()
         loss = F.cross_entropy(logits, y, weight=w, ignore_index=VOID)
+        if teacher is not None:
+            t = teacher_at(teacher, where, cfg.crop).to(device)
+            loss = (cfg.kd_alpha * distill_loss(logits, t, cfg.kd_temperature, y, w)
+                    + (1 - cfg.kd_alpha) * loss)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

@@ -98,8 +98,26 @@ def test_segmentation_crops_of_latents_and_masks_stay_aligned():
     lat = np.arange(2 * 64 * 4 * 5, dtype=np.int16).reshape(2, 64, 4, 5)
     masks = np.kron(lat[:, 0] % 11, np.ones((8, 8), np.int16)).astype(np.uint8)  # each latent pixel -> 8x8
     flipped = lat[:, :, :, ::-1].copy()
-    x, y = segment.batch_at(3, cfg, (lat, flipped, masks))
+    x, y, where = segment.batch_at(3, cfg, (lat, flipped, masks))
     assert torch.equal((x[:, 0].long() % 11).repeat_interleave(8, 1).repeat_interleave(8, 2), y)
+    # a teacher whose half-resolution logits are one-hot of the mask (and of the flipped mask for
+    # flipped crops) must be cropped to the same place: its argmax is the crop's labels
+    half = masks[:, ::2, ::2]
+    onehot = np.stack([np.eye(11, dtype=np.float16)[m].transpose(2, 0, 1) * 10 for m in half])
+    onehot_flip = np.stack([np.eye(11, dtype=np.float16)[m[:, ::-1]].transpose(2, 0, 1) * 10 for m in half])
+    teacher = np.stack([onehot, onehot_flip], 1)
+    assert torch.equal(segment.teacher_at(teacher, where, cfg.crop).argmax(1), y)
+
+
+def test_segmentation_distillation_is_zero_at_the_teacher_and_ignores_void():
+    t = torch.randn(2, 11, 4, 4)
+    y = torch.randint(0, 11, (2, 4, 4))
+    w = torch.rand(11) + 0.5
+    assert segment.distill_loss(t.clone(), t, 1.0, y, w).abs().item() < 1e-5
+    other = torch.randn(2, 11, 4, 4)
+    assert segment.distill_loss(other, t, 1.0, y, w).item() > 1e-3
+    void = torch.full_like(y, segment.VOID)
+    assert segment.distill_loss(other, t, 1.0, void, w).item() == 0.0
 
 
 def test_miou_ignores_absent_classes_and_counts_pixel_accuracy():
