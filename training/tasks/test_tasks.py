@@ -270,3 +270,22 @@ def test_an_exported_rgb_classifier_teaches_with_the_logits_of_its_training_netw
     got = teacher.OnnxTeacher(str(path), 1)(x)
     assert got.shape == (3, 10)
     np.testing.assert_allclose(got.numpy(), want.numpy(), atol=1e-4)
+
+
+def test_an_exported_segmenter_teaches_with_its_logits_before_the_final_upsampling(tmp_path):
+    import teacher
+    arch = segment.arch_of(segment.Config(input="decoded"))
+    net = Segmenter(arch).eval()
+    for p in net.parameters():
+        p.data.normal_(0, 0.05)
+    wrapper, example, in_spec, out_specs, dynamic, _ = export.graph_spec(arch)
+    proto = export.to_onnx(wrapper(net).eval(), example, in_spec, out_specs, dynamic)
+    path = tmp_path / "segmenter.onnx"
+    path.write_bytes(proto.SerializeToString())
+    x = torch.rand(2, 3, 48, 64)
+    with torch.no_grad():
+        want = net(x)
+    got = teacher.OnnxTeacher(str(path), 1)(x)
+    assert teacher.OnnxTeacher(str(path), 1).task == "segment" and got.shape == (2, 11, 24, 32)
+    full = torch.nn.functional.interpolate(got, scale_factor=2, mode="bilinear", align_corners=False)
+    np.testing.assert_allclose(full.numpy(), want.numpy(), atol=1e-4)
