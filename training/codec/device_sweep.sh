@@ -5,7 +5,8 @@
 #   (copy two checkpoints' weights to .device-data/codec/init-<name>.pt)
 #   bash training/codec/device_sweep.sh .device-data/codec "$OUT" 440       # on the GPU machine
 #
-# Each point is "run_name lambda init-name". Every run gets the same time budget (the runs
+# Each point is "run_name lambda init-name [overrides...]" (overrides: more train.py flags for
+# that point alone, e.g. "q2m40 0.004 q2f --msssim_lmbda 40 --crop 176"). Every run gets the same time budget (the runs
 # share the GPU, so each measures its own speed under the others' load); checkpoints are
 # copied to OUT every minute, so a lease cut short still returns the latest of each.
 # Environment: DEVICE (cuda), BATCH (32), POINTS (the list below), EXTRA (more overrides).
@@ -26,7 +27,7 @@ pids=()
 names=()
 IFS=';' read -ra specs <<<"$POINTS"
 for spec in "${specs[@]}"; do
-  read -r name lmbda init <<<"$spec"
+  read -r name lmbda init overrides <<<"$spec"
   names+=("$name")
   rm -rf "${RUNS:?}/$name"
   # The runs stop themselves inside the budget; the timeout (SIGTERM: checkpoint, then exit)
@@ -35,7 +36,7 @@ for spec in "${specs[@]}"; do
     --lmbda "$lmbda" --init_from "$DIR/init-$init.pt" --pool_file "$DIR/pack.npz" \
     --device "$DEVICE" --batch_size "$BATCH" --rot90 --time_budget_s "$BUDGET" \
     --out_dir "$RUNS/$name" --val_interval_s 120 --ckpt_interval_s 60 --log_interval 200 \
-    ${EXTRA:-} >"$RUNS/$name.out" 2>&1 &
+    ${EXTRA:-} ${overrides:-} >"$RUNS/$name.out" 2>&1 &
   pids+=($!)
 done
 
