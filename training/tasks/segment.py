@@ -24,7 +24,7 @@ weights (not its optimizer), e.g. a shipped run's ``best.pt``:
 
     python3 training/tasks/segment.py --input latent --codec_id ls-f8-q2 --latent_stem synthesis \
         --synth_skip 32 --blocks 4 --init RUN/best.pt --teacher TEACHERS/seg-decoded-ls-f8-q2.npy \
-        --steps 1500 --lr 2e-4 --warmup_steps 50 --run_name seg-latent-ls-f8-q2-kd
+        --steps 3000 --lr 5e-4 --warmup_steps 100 --run_name seg-latent-ls-f8-q2-kd-ft
 """
 import dataclasses
 import json
