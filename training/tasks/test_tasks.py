@@ -254,38 +254,39 @@ def test_the_torch_runtime_refuses_an_op_it_does_not_know(tmp_path):
         latents.OnnxGraph(str(tmp_path / "g.onnx"), "cpu")
 
 
-def test_an_exported_rgb_classifier_teaches_with_the_logits_of_its_training_network(tmp_path):
+def exported_teacher(tmp_path, net, arch):
+    """``net`` (weights drawn away from the zero-init residuals: distinct logits) exported as
+    export.py does and read back as a teacher."""
     import teacher
-    arch = classify.arch_of(classify.Config(input="rgb-cheap"), 10)
-    net = Classifier(arch).eval()
-    for p in net.parameters():                  # away from the zero-init residuals: distinct logits
-        p.data.normal_(0, 0.05)
-    wrapper, example, in_spec, out_specs, dynamic, _ = export.graph_spec(arch)
-    proto = export.to_onnx(wrapper(net).eval(), example, in_spec, out_specs, dynamic)
-    path = tmp_path / "classifier.onnx"
-    path.write_bytes(proto.SerializeToString())
-    x = torch.rand(3, 3, 224, 224)
-    with torch.no_grad():
-        want = net(x)
-    got = teacher.OnnxTeacher(str(path), 1)(x)
-    assert got.shape == (3, 10)
-    np.testing.assert_allclose(got.numpy(), want.numpy(), atol=1e-4)
-
-
-def test_an_exported_segmenter_teaches_with_its_logits_before_the_final_upsampling(tmp_path):
-    import teacher
-    arch = segment.arch_of(segment.Config(input="decoded"))
-    net = Segmenter(arch).eval()
     for p in net.parameters():
         p.data.normal_(0, 0.05)
     wrapper, example, in_spec, out_specs, dynamic, _ = export.graph_spec(arch)
     proto = export.to_onnx(wrapper(net).eval(), example, in_spec, out_specs, dynamic)
-    path = tmp_path / "segmenter.onnx"
+    path = tmp_path / "model.onnx"
     path.write_bytes(proto.SerializeToString())
+    return teacher.OnnxTeacher(str(path), 1)
+
+
+def test_an_exported_rgb_classifier_teaches_with_the_logits_of_its_training_network(tmp_path):
+    arch = classify.arch_of(classify.Config(input="rgb-cheap"), 10)
+    net = Classifier(arch).eval()
+    onnx_teacher = exported_teacher(tmp_path, net, arch)
+    x = torch.rand(3, 3, 224, 224)
+    with torch.no_grad():
+        want = net(x)
+    got = onnx_teacher(x)
+    assert onnx_teacher.task == "classify" and got.shape == (3, 10)
+    np.testing.assert_allclose(got.numpy(), want.numpy(), atol=1e-4)
+
+
+def test_an_exported_segmenter_teaches_with_its_logits_before_the_final_upsampling(tmp_path):
+    arch = segment.arch_of(segment.Config(input="decoded"))
+    net = Segmenter(arch).eval()
+    onnx_teacher = exported_teacher(tmp_path, net, arch)
     x = torch.rand(2, 3, 48, 64)
     with torch.no_grad():
         want = net(x)
-    got = teacher.OnnxTeacher(str(path), 1)(x)
-    assert teacher.OnnxTeacher(str(path), 1).task == "segment" and got.shape == (2, 11, 24, 32)
+    got = onnx_teacher(x)
+    assert onnx_teacher.task == "segment" and got.shape == (2, 11, 24, 32)
     full = torch.nn.functional.interpolate(got, scale_factor=2, mode="bilinear", align_corners=False)
     np.testing.assert_allclose(full.numpy(), want.numpy(), atol=1e-4)
