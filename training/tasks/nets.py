@@ -200,17 +200,25 @@ class SynthesisStem(nn.Module):
     concatenated with the scaled latents. The decoded-pixel path re-encodes the whole synthesis
     output; this stem gives the latent head the first, cheapest part of that nonlinearity."""
 
-    def __init__(self, channels, hidden, out, skip=0):
+    def __init__(self, channels, hidden, out, skip=0, train=False, blocks=0, block_width=48):
         super().__init__()
         self.latents = LatentInput(channels)
         self.deconv = nn.ConvTranspose2d(channels, hidden, 5, stride=2, padding=2, output_padding=1)
-        self.deconv.requires_grad_(False)
+        # ``train``: the transposed conv starts as the codec's and is fine-tuned with the head (the
+        # inverse GDN stays frozen: its parameters must stay positive)
+        self.deconv.requires_grad_(train)
         self.register_buffer("beta", torch.ones(hidden))
         self.register_buffer("gamma", torch.zeros(hidden, hidden, 1, 1))
-        self.down = conv_bn(hidden, out, 3, 2)
+        # ``blocks`` > 0: a 1x1 conv to ``block_width`` and that many BasicBlocks at 1/4, learned
+        # depth where the decoded path has the rest of the synthesis
+        self.refine = (nn.Sequential(conv_bn(hidden, block_width, 1),
+                                     *[BasicBlock(block_width, block_width) for _ in range(blocks)])
+                       if blocks else None)
+        c = block_width if blocks else hidden
+        self.down = conv_bn(c, out, 3, 2)
         # ``skip`` > 0: the 1/4-resolution features also go, through a 1x1 conv, to the head's
         # 1/4 stage (a U-Net skip from the decoder's first layer instead of from an encoder)
-        self.skip = conv_bn(hidden, skip, 1) if skip else None
+        self.skip = conv_bn(c, skip, 1) if skip else None
 
     def load_synthesis(self, weight, bias, gamma, beta):
         """The first ConvTranspose and inverse GDN of an exported synthesis graph."""
@@ -226,6 +234,8 @@ class SynthesisStem(nn.Module):
     def forward(self, y):
         h = self.deconv(y.float())
         h = h * torch.sqrt(F.conv2d(h * h, self.gamma, self.beta))
+        if self.refine is not None:
+            h = self.refine(h)
         x = torch.cat([self.latents(y), self.down(h)], 1)
         return x if self.skip is None else (x, self.skip(h))
 
@@ -237,7 +247,8 @@ class Segmenter(nn.Module):
         if arch["input"] == "latent" and arch.get("latent_stem") == "synthesis":
             skip = arch.get("synth_skip", 0)
             self.stem = SynthesisStem(arch["latent_channels"], arch["synth_hidden"],
-                                      arch["synth_out"], skip)
+                                      arch["synth_out"], skip, arch.get("synth_train", False),
+                                      arch.get("synth_blocks", 0), arch.get("synth_block_width", 48))
             cin = arch["latent_channels"] + arch["synth_out"]
         elif arch["input"] == "latent":
             self.stem, cin = LatentInput(arch["latent_channels"]), arch["latent_channels"]

@@ -70,6 +70,9 @@ class Config:
     synth_out: int = 64                 # synthesis stem: channels of its 1/8 branch
     synth_skip: int = 0                 # synthesis stem: > 0 also feeds its 1/4 features (1x1 to
                                         # this many channels) to the head's 1/4 stage
+    synth_train: bool = False           # synthesis stem: fine-tune the codec's transposed conv
+    synth_blocks: int = 0               # synthesis stem: BasicBlocks at 1/4 (after a 1x1 conv to
+    synth_block_width: int = 48         # this width), before its 1/8 branch and its skip
     # recipe (identical for every input)
     steps: int = 4000
     batch_size: int = 8
@@ -108,7 +111,10 @@ def arch_of(cfg):
             "width": cfg.width, "blocks": cfg.blocks, "up": int_list(cfg.up),
             "stem_widths": int_list(cfg.stem_widths),
             **({"latent_stem": "synthesis", "synth_hidden": 96, "synth_out": cfg.synth_out,
-                **({"synth_skip": cfg.synth_skip} if cfg.synth_skip else {})}
+                **({"synth_skip": cfg.synth_skip} if cfg.synth_skip else {}),
+                **({"synth_train": True} if cfg.synth_train else {}),
+                **({"synth_blocks": cfg.synth_blocks, "synth_block_width": cfg.synth_block_width}
+                   if cfg.synth_blocks else {})}
                if cfg.input == "latent" and cfg.latent_stem == "synthesis" else {})}
 
 
