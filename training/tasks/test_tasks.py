@@ -13,7 +13,7 @@ import classify  # noqa: E402
 import export  # noqa: E402
 import pack  # noqa: E402
 import segment  # noqa: E402
-from common import apply_overrides, count_macs, parse_overrides  # noqa: E402
+from common import apply_overrides, count_macs, make_optimizer, parse_overrides  # noqa: E402
 from nets import Classifier, Segmenter  # noqa: E402
 
 torch.set_num_threads(1)
@@ -129,12 +129,31 @@ def test_miou_ignores_absent_classes_and_counts_pixel_accuracy():
     assert s["pixel_accuracy"] == pytest.approx(7 / 8)
 
 
-SYNTH_SKIP = dict(latent_stem="synthesis", synth_skip=32, blocks=4)   # the shipped latent segmenters
+SYNTH_SKIP = dict(latent_stem="synthesis", synth_skip=32, blocks=4)   # seg-latent-ls-f8-q1 0.3.0
+SYNTH_BLOCK = dict(SYNTH_SKIP, synth_blocks=1)                         # seg-latent-ls-f8-q2 0.5.0
+
+
+@pytest.mark.parametrize("train", [False, True])
+def test_the_synthesis_stem_is_frozen_unless_asked_and_its_blocks_feed_both_branches(train):
+    arch = segment.arch_of(segment.Config(synth_train=train, **SYNTH_BLOCK))
+    assert arch["synth_blocks"] == 1 and arch["synth_block_width"] == 48
+    assert arch.get("synth_train", False) is train
+    net = Segmenter(arch)
+    assert net.stem.deconv.weight.requires_grad is train and net.stem.deconv.bias.requires_grad is train
+    optimised = {id(p) for g in make_optimizer(net, "adamw", 1e-3, 1e-4).param_groups for p in g["params"]}
+    assert (id(net.stem.deconv.weight) in optimised) is train
+    # the inverse GDN's parameters are buffers: never optimised (they must stay positive)
+    assert {"stem.beta", "stem.gamma"} <= {n for n, _ in net.named_buffers()}
+    y = torch.randint(-3, 4, (2, 64, 5, 6), dtype=torch.int16)
+    x, skip = net.stem(y)
+    assert x.shape == (2, 64 + 64, 5, 6) and skip.shape == (2, 32, 10, 12)
+    assert net(y).shape == (2, 11, 40, 48)
 
 
 @pytest.mark.parametrize("task,inp,extra", [("classify", "latent", {}), ("classify", "rgb-cheap", {}),
                                             ("segment", "latent", {}), ("segment", "rgb", {}),
-                                            ("segment", "latent", SYNTH_SKIP)])
+                                            ("segment", "latent", SYNTH_SKIP),
+                                            ("segment", "latent", SYNTH_BLOCK)])
 def test_exported_graphs_follow_the_contract_and_match_torch(task, inp, extra):
     arch = (classify.arch_of(classify.Config(input=inp), 10) if task == "classify"
             else segment.arch_of(segment.Config(input=inp, **extra)))
