@@ -36,7 +36,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import (DEFAULT_CACHE, apply_overrides, autocast, channel_scale,  # noqa: E402
                     code_snapshot, codec_meta, count_macs, expand, fmt_macs, git_commit,
                     int_list, log_line, lr_at, make_optimizer, parse_overrides, pick_device,
-                    resolve_run, save_atomic, seed_everything)
+                    resolve_run, save_atomic, seed_everything, synthesis_layer)
 from nets import Classifier, latent_input  # noqa: E402
 
 INPUTS = ("latent", "rgb", "rgb-cheap", "decoded")
@@ -54,6 +54,10 @@ class Config:
     widths: str = "64,128,256"
     blocks: str = "2,2,2"
     latent_kernel: int = 3              # latent stem: 1x1 or 3x3 conv to widths[0]
+    latent_stem: str = "plain"          # latent: plain | synthesis (nets.SynthesisStem first, as
+    synth_out: int = 64                 # the segmenters'; its 1/8 branch's channels and
+    synth_blocks: int = 0               # BasicBlocks at 1/4 after a 1x1 conv to
+    synth_block_width: int = 48         # this width)
     latent_scale: bool = True           # multiply channel c by 1/std_c (fixed, from train)
     rgb_width: int = 64                 # rgb / decoded: 7x7/2 stem + stage at 56 of this width
     rgb_blocks: int = 2
@@ -89,14 +93,19 @@ class Config:
 
 RUNTIME_KEYS = {"cache_dir", "out_dir", "num_threads", "device", "amp", "log_interval",
                 "ckpt_interval_s", "resume", "eval_interval", "val_limit"}
-CHOICES = {"input": INPUTS, "optimizer": ("sgd", "adamw"), "device": ("auto", "cpu", "cuda")}
+CHOICES = {"input": INPUTS, "latent_stem": ("plain", "synthesis"), "optimizer": ("sgd", "adamw"),
+           "device": ("auto", "cpu", "cuda")}
 
 
 def arch_of(cfg, classes):
     return {"task": "classify", "input": cfg.input, "classes": classes, "latent_channels": 64,
             "widths": int_list(cfg.widths), "blocks": int_list(cfg.blocks),
             "latent_kernel": cfg.latent_kernel, "rgb_width": cfg.rgb_width,
-            "rgb_blocks": cfg.rgb_blocks, "cheap_width": cfg.cheap_width}
+            "rgb_blocks": cfg.rgb_blocks, "cheap_width": cfg.cheap_width,
+            **({"latent_stem": "synthesis", "synth_hidden": 96, "synth_out": cfg.synth_out,
+                **({"synth_blocks": cfg.synth_blocks, "synth_block_width": cfg.synth_block_width}
+                   if cfg.synth_blocks else {})}
+               if cfg.input == "latent" and cfg.latent_stem == "synthesis" else {})}
 
 
 def load_split(cfg, split):
@@ -208,6 +217,8 @@ def main():
     model = Classifier(arch)
     if cfg.input == "latent" and cfg.latent_scale:
         latent_input(model).scale.copy_(channel_scale(train[0]))
+    if arch.get("latent_stem") == "synthesis":
+        model.stem[0].load_synthesis(*synthesis_layer(cfg.cache_dir, cfg.codec_id))
     example = to_tensor(val[0][:1])
     macs, params = count_macs(model, example)
     print(f"{cfg.input}: {fmt_macs(macs)} MACs, {params / 1e6:.2f} M parameters, input "

@@ -66,6 +66,26 @@ def codec_meta(cache_dir, codec_id):
         return json.load(f).get("codec")
 
 
+def synthesis_layer(cache_dir, codec_id):
+    """(weight, bias, gamma, beta) of the first ConvTranspose and inverse GDN of the codec's
+    synthesis.onnx, the very file whose sha256 latents.py recorded (a ConvTranspose in sub-pixel
+    form is read back as the ConvTranspose: training/onnx_subpixel.py)."""
+    import onnx
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+    from onnx_subpixel import conv_layers
+    with open(os.path.join(expand(cache_dir), "tasks", codec_id, "meta.json")) as f:
+        meta = json.load(f)
+    path = os.path.join(meta["codec_location"], "synthesis.onnx")
+    if sha256_file(path) != meta["codec"].get("synthesis_sha256"):
+        raise SystemExit(f"{path} is not the synthesis the cached latents were made with")
+    layers = conv_layers(onnx.load(path))
+    first = next(i for i, (op, _) in enumerate(layers) if op == "ConvTranspose")
+    (weight, bias), (op, (gamma, beta)) = layers[first][1], layers[first + 1]   # then IGDN's 1x1 norm
+    if op != "Conv" or gamma.shape[2:] != (1, 1):
+        raise SystemExit(f"{path}: no inverse GDN after the first transposed convolution")
+    return weight, bias, gamma, beta
+
+
 def channel_scale(x_train, n=1000):
     """1/std per latent channel over (up to) n train images; 1 for (nearly) constant channels."""
     sample = np.asarray(x_train[:n], dtype=np.float32)

@@ -85,9 +85,15 @@ class Trunk(nn.Module):
 
 
 def latent_stem(arch):
-    """cResNet: no stem, no high-resolution stages; one conv maps the latents to the trunk width."""
-    return nn.Sequential(LatentInput(arch["latent_channels"]),
-                         conv_bn(arch["latent_channels"], arch["widths"][0], arch["latent_kernel"]))
+    """cResNet: no stem, no high-resolution stages; one conv maps the latents to the trunk width.
+    With ``latent_stem`` "synthesis", the latents first go through the segmenters'
+    SynthesisStem (the codec's first synthesis layer, back to 1/8, concatenated with them)."""
+    c = arch["latent_channels"]
+    if arch.get("latent_stem") != "synthesis":
+        return nn.Sequential(LatentInput(c), conv_bn(c, arch["widths"][0], arch["latent_kernel"]))
+    stem = SynthesisStem(c, arch["synth_hidden"], arch["synth_out"], 0, False,
+                         arch.get("synth_blocks", 0), arch.get("synth_block_width", 48))
+    return nn.Sequential(stem, conv_bn(c + arch["synth_out"], arch["widths"][0], arch["latent_kernel"]))
 
 
 def rgb_stem(arch):

@@ -42,7 +42,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import (DEFAULT_CACHE, apply_overrides, autocast, channel_scale,  # noqa: E402
                     code_snapshot, codec_meta, count_macs, expand, fmt_macs, git_commit,
                     int_list, log_line, lr_at, make_optimizer, parse_overrides, pick_device,
-                    resolve_run, save_atomic, seed_everything, sha256_file)
+                    resolve_run, save_atomic, seed_everything, synthesis_layer)
 from nets import Segmenter, latent_input  # noqa: E402
 
 INPUTS = ("latent", "rgb", "decoded")
@@ -116,26 +116,6 @@ def arch_of(cfg):
                 **({"synth_blocks": cfg.synth_blocks, "synth_block_width": cfg.synth_block_width}
                    if cfg.synth_blocks else {})}
                if cfg.input == "latent" and cfg.latent_stem == "synthesis" else {})}
-
-
-def synthesis_layer(cache_dir, codec_id):
-    """(weight, bias, gamma, beta) of the first ConvTranspose and inverse GDN of the codec's
-    synthesis.onnx, the very file whose sha256 latents.py recorded (a ConvTranspose in sub-pixel
-    form is read back as the ConvTranspose: training/onnx_subpixel.py)."""
-    import onnx
-    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-    from onnx_subpixel import conv_layers
-    with open(os.path.join(expand(cache_dir), "tasks", codec_id, "meta.json")) as f:
-        meta = json.load(f)
-    path = os.path.join(meta["codec_location"], "synthesis.onnx")
-    if sha256_file(path) != meta["codec"].get("synthesis_sha256"):
-        raise SystemExit(f"{path} is not the synthesis the cached latents were made with")
-    layers = conv_layers(onnx.load(path))
-    first = next(i for i, (op, _) in enumerate(layers) if op == "ConvTranspose")
-    (weight, bias), (op, (gamma, beta)) = layers[first][1], layers[first + 1]   # then IGDN's 1x1 norm
-    if op != "Conv" or gamma.shape[2:] != (1, 1):
-        raise SystemExit(f"{path}: no inverse GDN after the first transposed convolution")
-    return weight, bias, gamma, beta
 
 
 def load_split(cfg, split):

@@ -153,9 +153,11 @@ def test_the_synthesis_stem_is_frozen_unless_asked_and_its_blocks_feed_both_bran
 @pytest.mark.parametrize("task,inp,extra", [("classify", "latent", {}), ("classify", "rgb-cheap", {}),
                                             ("segment", "latent", {}), ("segment", "rgb", {}),
                                             ("segment", "latent", SYNTH_SKIP),
-                                            ("segment", "latent", SYNTH_BLOCK)])
+                                            ("segment", "latent", SYNTH_BLOCK),
+                                            ("classify", "latent", dict(latent_stem="synthesis",
+                                                                        latent_kernel=1, blocks="1,2,2"))])
 def test_exported_graphs_follow_the_contract_and_match_torch(task, inp, extra):
-    arch = (classify.arch_of(classify.Config(input=inp), 10) if task == "classify"
+    arch = (classify.arch_of(classify.Config(input=inp, **extra), 10) if task == "classify"
             else segment.arch_of(segment.Config(input=inp, **extra)))
     net = (Classifier if task == "classify" else Segmenter)(arch).eval()
     wrapper, example, in_spec, out_specs, dynamic, _ = export.graph_spec(arch)
