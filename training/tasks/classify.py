@@ -36,8 +36,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import (DEFAULT_CACHE, apply_overrides, autocast, channel_scale,  # noqa: E402
                     code_snapshot, codec_meta, count_macs, expand, fmt_macs, git_commit,
                     int_list, log_line, lr_at, make_optimizer, parse_overrides, pick_device,
-                    resolve_run, save_atomic, seed_everything, synthesis_layer)
-from nets import Classifier, latent_input  # noqa: E402
+                    resolve_run, save_atomic, seed_everything, synthesis_arch,
+                    synthesis_layer)
+from nets import Classifier, latent_input, synthesis_stem  # noqa: E402
 
 INPUTS = ("latent", "rgb", "rgb-cheap", "decoded")
 STRIDE = 8
@@ -102,10 +103,7 @@ def arch_of(cfg, classes):
             "widths": int_list(cfg.widths), "blocks": int_list(cfg.blocks),
             "latent_kernel": cfg.latent_kernel, "rgb_width": cfg.rgb_width,
             "rgb_blocks": cfg.rgb_blocks, "cheap_width": cfg.cheap_width,
-            **({"latent_stem": "synthesis", "synth_hidden": 96, "synth_out": cfg.synth_out,
-                **({"synth_blocks": cfg.synth_blocks, "synth_block_width": cfg.synth_block_width}
-                   if cfg.synth_blocks else {})}
-               if cfg.input == "latent" and cfg.latent_stem == "synthesis" else {})}
+            **(synthesis_arch(cfg) if cfg.input == "latent" and cfg.latent_stem == "synthesis" else {})}
 
 
 def load_split(cfg, split):
@@ -217,8 +215,8 @@ def main():
     model = Classifier(arch)
     if cfg.input == "latent" and cfg.latent_scale:
         latent_input(model).scale.copy_(channel_scale(train[0]))
-    if arch.get("latent_stem") == "synthesis":
-        model.stem[0].load_synthesis(*synthesis_layer(cfg.cache_dir, cfg.codec_id))
+    if synthesis_stem(model) is not None:
+        synthesis_stem(model).load_synthesis(*synthesis_layer(cfg.cache_dir, cfg.codec_id))
     example = to_tensor(val[0][:1])
     macs, params = count_macs(model, example)
     print(f"{cfg.input}: {fmt_macs(macs)} MACs, {params / 1e6:.2f} M parameters, input "

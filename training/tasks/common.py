@@ -86,6 +86,14 @@ def synthesis_layer(cache_dir, codec_id):
     return weight, bias, gamma, beta
 
 
+def synthesis_arch(cfg):
+    """The arch keys of a latent network whose stem is nets.SynthesisStem (classify.py and
+    segment.py share its config fields synth_out, synth_blocks and synth_block_width)."""
+    return {"latent_stem": "synthesis", "synth_hidden": 96, "synth_out": cfg.synth_out,
+            **({"synth_blocks": cfg.synth_blocks, "synth_block_width": cfg.synth_block_width}
+               if cfg.synth_blocks else {})}
+
+
 def channel_scale(x_train, n=1000):
     """1/std per latent channel over (up to) n train images; 1 for (nearly) constant channels."""
     sample = np.asarray(x_train[:n], dtype=np.float32)

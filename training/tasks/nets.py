@@ -91,8 +91,9 @@ def latent_stem(arch):
     c = arch["latent_channels"]
     if arch.get("latent_stem") != "synthesis":
         return nn.Sequential(LatentInput(c), conv_bn(c, arch["widths"][0], arch["latent_kernel"]))
-    stem = SynthesisStem(c, arch["synth_hidden"], arch["synth_out"], 0, False,
-                         arch.get("synth_blocks", 0), arch.get("synth_block_width", 48))
+    stem = SynthesisStem(c, arch["synth_hidden"], arch["synth_out"],
+                         blocks=arch.get("synth_blocks", 0),
+                         block_width=arch.get("synth_block_width", 48))
     return nn.Sequential(stem, conv_bn(c + arch["synth_out"], arch["widths"][0], arch["latent_kernel"]))
 
 
@@ -271,5 +272,13 @@ def latent_input(model):
     """The LatentInput of a network, or None for an RGB network."""
     for m in model.modules():
         if isinstance(m, LatentInput):
+            return m
+    return None
+
+
+def synthesis_stem(model):
+    """The SynthesisStem of a network, or None: its first synthesis layer is loaded from the codec."""
+    for m in model.modules():
+        if isinstance(m, SynthesisStem):
             return m
     return None

@@ -42,8 +42,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import (DEFAULT_CACHE, apply_overrides, autocast, channel_scale,  # noqa: E402
                     code_snapshot, codec_meta, count_macs, expand, fmt_macs, git_commit,
                     int_list, log_line, lr_at, make_optimizer, parse_overrides, pick_device,
-                    resolve_run, save_atomic, seed_everything, synthesis_layer)
-from nets import Segmenter, latent_input  # noqa: E402
+                    resolve_run, save_atomic, seed_everything, synthesis_arch,
+                    synthesis_layer)
+from nets import Segmenter, latent_input, synthesis_stem  # noqa: E402
 
 INPUTS = ("latent", "rgb", "decoded")
 STRIDE = 8
@@ -110,11 +111,9 @@ def arch_of(cfg):
     return {"task": "segment", "input": cfg.input, "classes": CLASSES, "latent_channels": 64,
             "width": cfg.width, "blocks": cfg.blocks, "up": int_list(cfg.up),
             "stem_widths": int_list(cfg.stem_widths),
-            **({"latent_stem": "synthesis", "synth_hidden": 96, "synth_out": cfg.synth_out,
+            **({**synthesis_arch(cfg),
                 **({"synth_skip": cfg.synth_skip} if cfg.synth_skip else {}),
-                **({"synth_train": True} if cfg.synth_train else {}),
-                **({"synth_blocks": cfg.synth_blocks, "synth_block_width": cfg.synth_block_width}
-                   if cfg.synth_blocks else {})}
+                **({"synth_train": True} if cfg.synth_train else {})}
                if cfg.input == "latent" and cfg.latent_stem == "synthesis" else {})}
 
 
@@ -250,8 +249,8 @@ def main():
     model = Segmenter(arch)
     if cfg.input == "latent" and cfg.latent_scale:
         latent_input(model).scale.copy_(channel_scale(train[0], 400))
-    if arch.get("latent_stem") == "synthesis":
-        model.stem.load_synthesis(*synthesis_layer(cfg.cache_dir, cfg.codec_id))
+    if synthesis_stem(model) is not None:
+        synthesis_stem(model).load_synthesis(*synthesis_layer(cfg.cache_dir, cfg.codec_id))
     example = to_tensor(val[0][:1])
     macs, params = count_macs(model, example)
     print(f"{cfg.input}: {fmt_macs(macs)} MACs at {tuple(example.shape[2:])} "
