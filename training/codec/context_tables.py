@@ -220,6 +220,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--codec", required=True, help="codec id in models/ (its latents must be in the tasks cache)")
     ap.add_argument("--cache-dir", default="~/.cache/latentsight")
+    ap.add_argument("--models", default=os.path.join(REPO, "models"),
+                    help="the models folder holding the codec (a copy, for a candidate not yet shipped)")
     ap.add_argument("--tables", type=int, default=256, help="shared tables after clustering (<= 1024)")
     ap.add_argument("--cap", type=int, default=5, help="|up| + |left| is capped at this")
     ap.add_argument("--edges", default="1,2,4,8,14", help="bin edges of the earlier channels' non-zero count")
@@ -231,7 +233,7 @@ def main():
                     help="report, for the shipped context tables, the all-zero row segments on val and their bits")
     args = ap.parse_args()
 
-    models = os.path.join(REPO, "models")
+    models = args.models
     manifest_path = os.path.join(models, "manifest.json")
     manifest = json.load(open(manifest_path))
     entry = next(m for m in manifest["models"] if m["id"] == args.codec and m["kind"] == "codec")
