@@ -25,6 +25,8 @@
 # overrides stands for the codec's seg-decoded-* baseline's logits, which teacher.py computes there
 # from models/baselines/ and the codec's decoded CamVid pixels before the variant starts, e.g.
 # "kd seg --latent_stem synthesis --synth_skip 32 --blocks 4 --teacher @SEG_TEACHER@").
+# DECODED=1 with VARIANTS: each codec's seg-decoded baseline trains too, on its decoded CamVid
+# pixels (a codec whose transforms changed needs its latent models and that baseline anew).
 set -u
 FILES=${1:?folder of files-K.tar and index.json}
 OUT=${2:?output folder}
@@ -154,6 +156,13 @@ seg_teacher() {
     --codec_id "$1" --cache_dir "$CACHE" --num_threads 8 --batch 8 >"$LOGS/teacher-$1.out" 2>&1
 }
 
+# A codec's decoded CamVid pixels, then the seg-decoded baseline on them (run name $2).
+decoded_baseline() {
+  python3 "$T/latents.py" --data "$DATA" --cache-dir "$CACHE" --codec-onnx "$REPO/models/$1" \
+    --device "$DEVICE" --steps decoded --datasets camvid --check 0 "${LIMITS[@]}" &&
+  python3 "$T/segment.py" --input decoded --codec_id "$1" --run_name "$2" "${seg_common[@]}"
+}
+
 # Architecture trials: latents only, then one run per variant and codec.
 if [ -n "${VARIANTS:-}" ]; then
   for codec in $CODECS; do
@@ -161,6 +170,9 @@ if [ -n "${VARIANTS:-}" ]; then
     if [[ "$VARIANTS" == *@SEG_TEACHER@* ]]; then
       seg_teacher "$codec" || { log "seg teacher failed"; tail -n 5 "$LOGS/decoded-$codec.out" "$LOGS/teacher-$codec.out"; exit 1; }
       log "seg teacher of $codec ready"
+    fi
+    if [ "${DECODED:-0}" = 1 ]; then
+      launch "seg-decoded-$codec$SUFFIX" decoded_baseline "$codec" "seg-decoded-$codec$SUFFIX"
     fi
     IFS=';' read -ra specs <<<"$VARIANTS"
     for spec in "${specs[@]}"; do
@@ -199,11 +211,7 @@ for codec in $CODECS; do
       "${cls_common[@]}" >"$LOGS/cls-latent-$codec$SUFFIX.out" 2>&1 &
     python3 "$T/segment.py" --input latent --codec_id "$codec" --run_name "seg-latent-$codec$SUFFIX" \
       "${seg_common[@]}" >"$LOGS/seg-latent-$codec$SUFFIX.out" 2>&1 &
-    python3 "$T/latents.py" --data "$DATA" --cache-dir "$CACHE" --codec-onnx "$REPO/models/$codec" \
-      --device "$DEVICE" --steps decoded --datasets camvid --check 0 "${LIMITS[@]}" \
-      >"$LOGS/decoded-$codec.out" 2>&1
-    python3 "$T/segment.py" --input decoded --codec_id "$codec" --run_name "seg-decoded-$codec$SUFFIX" \
-      "${seg_common[@]}" >"$LOGS/seg-decoded-$codec$SUFFIX.out" 2>&1
+    decoded_baseline "$codec" "seg-decoded-$codec$SUFFIX" >"$LOGS/seg-decoded-$codec$SUFFIX.out" 2>&1
     wait
   ) &
   pids+=($!)
