@@ -35,6 +35,7 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
+DEFAULT_MODELS = os.path.join(REPO, "models")
 sys.path.insert(0, os.path.join(REPO, "training"))
 sys.path.insert(0, HERE)
 from reference.tables import ContextSpec, Table, TableSet, quantize_pmf  # noqa: E402
@@ -220,7 +221,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--codec", required=True, help="codec id in models/ (its latents must be in the tasks cache)")
     ap.add_argument("--cache-dir", default="~/.cache/latentsight")
-    ap.add_argument("--models", default=os.path.join(REPO, "models"),
+    ap.add_argument("--models", default=DEFAULT_MODELS,
                     help="the models folder holding the codec (a copy, for a candidate not yet shipped)")
     ap.add_argument("--tables", type=int, default=256, help="shared tables after clustering (<= 1024)")
     ap.add_argument("--cap", type=int, default=5, help="|up| + |left| is capped at this")
@@ -306,7 +307,9 @@ def main():
                     "contexts_per_channel": (len(ts.context.edges) + 1) * (ts.context.cap + 1)},
         "tables": len(ts.tables),
         "fitted_on": "latents of Imagenette train (224x224) and CamVid train (480x368) through this codec's analysis",
-        "command": f"python3 training/codec/context_tables.py --codec {args.codec} --tables {args.tables} "
+        "command": f"python3 training/codec/context_tables.py --codec {args.codec} "
+                   + (f"--models {args.models} " if args.models != DEFAULT_MODELS else "")
+                   + f"--tables {args.tables} "
                    f"--cap {ts.context.cap} --edges {','.join(map(str, ts.context.edges))} --write --version {args.version}",
         "val_bpp": {k: v for k, v in row.items() if k.endswith("_bpp")},
         "val_bpp_factorized": {k: v for k, v in base.items() if k.endswith("_bpp")},

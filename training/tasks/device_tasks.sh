@@ -147,19 +147,22 @@ codec_latents() {
     >"$LOGS/latents-$1.out" 2>&1
 }
 
+# A codec's decoded CamVid pixels (kept if already there: the teacher and the baseline share them).
+codec_decoded() {
+  python3 "$T/latents.py" --data "$DATA" --cache-dir "$CACHE" --codec-onnx "$REPO/models/$1" \
+    --device "$DEVICE" --steps decoded --datasets camvid --check 0 "${LIMITS[@]}"
+}
+
 # The seg-decoded-* baseline's logits on the codec's decoded CamVid train pixels (teacher.py).
 seg_teacher() {
-  python3 "$T/latents.py" --data "$DATA" --cache-dir "$CACHE" --codec-onnx "$REPO/models/$1" \
-    --device "$DEVICE" --steps decoded --datasets camvid --check 0 "${LIMITS[@]}" \
-    >"$LOGS/decoded-$1.out" 2>&1 &&
+  codec_decoded "$1" >"$LOGS/decoded-$1.out" 2>&1 &&
   python3 "$T/teacher.py" "$REPO/models/baselines/seg-decoded-$1/segmenter.onnx" --name "seg-decoded-$1" \
     --codec_id "$1" --cache_dir "$CACHE" --num_threads 8 --batch 8 >"$LOGS/teacher-$1.out" 2>&1
 }
 
 # A codec's decoded CamVid pixels, then the seg-decoded baseline on them (run name $2).
 decoded_baseline() {
-  python3 "$T/latents.py" --data "$DATA" --cache-dir "$CACHE" --codec-onnx "$REPO/models/$1" \
-    --device "$DEVICE" --steps decoded --datasets camvid --check 0 "${LIMITS[@]}" &&
+  codec_decoded "$1" &&
   python3 "$T/segment.py" --input decoded --codec_id "$1" --run_name "$2" "${seg_common[@]}"
 }
 

@@ -268,17 +268,16 @@ class Segmenter(nn.Module):
         return self.head(*x) if isinstance(x, tuple) else self.head(x)
 
 
+def first_module(model, kind):
+    """The first submodule of ``model`` (itself included) that is a ``kind``, or None."""
+    return next((m for m in model.modules() if isinstance(m, kind)), None)
+
+
 def latent_input(model):
     """The LatentInput of a network, or None for an RGB network."""
-    for m in model.modules():
-        if isinstance(m, LatentInput):
-            return m
-    return None
+    return first_module(model, LatentInput)
 
 
 def synthesis_stem(model):
     """The SynthesisStem of a network, or None: its first synthesis layer is loaded from the codec."""
-    for m in model.modules():
-        if isinstance(m, SynthesisStem):
-            return m
-    return None
+    return first_module(model, SynthesisStem)

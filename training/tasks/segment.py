@@ -249,8 +249,9 @@ def main():
     model = Segmenter(arch)
     if cfg.input == "latent" and cfg.latent_scale:
         latent_input(model).scale.copy_(channel_scale(train[0], 400))
-    if synthesis_stem(model) is not None:
-        synthesis_stem(model).load_synthesis(*synthesis_layer(cfg.cache_dir, cfg.codec_id))
+    stem = synthesis_stem(model)
+    if stem is not None:
+        stem.load_synthesis(*synthesis_layer(cfg.cache_dir, cfg.codec_id))
     example = to_tensor(val[0][:1])
     macs, params = count_macs(model, example)
     print(f"{cfg.input}: {fmt_macs(macs)} MACs at {tuple(example.shape[2:])} "
