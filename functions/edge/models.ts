@@ -11,6 +11,7 @@ import lsF8Q1Tables from '../../models/ls-f8-q1/tables.lst';
 import lsF8Q1Tables010 from '../../models/ls-f8-q1/tables-0.1.0.lst';
 import lsF8Q2Tables from '../../models/ls-f8-q2/tables.lst';
 import lsF8Q2Tables020 from '../../models/ls-f8-q2/tables-0.2.0.lst';
+import lsF8Q3Tables from '../../models/ls-f8-q3/tables.lst';
 import type { TableFiles } from './registry.ts';
 
 /** The parsed manifest, validated by `loadRegistry`. */
@@ -22,4 +23,5 @@ export const BUNDLED_TABLES: TableFiles = {
   'ls-f8-q1/tables-0.1.0.lst': lsF8Q1Tables010,
   'ls-f8-q2/tables.lst': lsF8Q2Tables,
   'ls-f8-q2/tables-0.2.0.lst': lsF8Q2Tables020,
+  'ls-f8-q3/tables.lst': lsF8Q3Tables,
 };

@@ -230,6 +230,9 @@ def main():
     ap.add_argument("--sweep", action="store_true", help="compare a few configurations on val, write nothing")
     ap.add_argument("--write", action="store_true", help="write models/<codec>/tables.lst and the manifest entry")
     ap.add_argument("--version", help="the codec's new version (required with --write)")
+    ap.add_argument("--no-legacy", action="store_true",
+                    help="with --write: drop the previous tables instead of keeping them for decoding "
+                         "(a new codec's first release, whose factorized tables coded no stream)")
     ap.add_argument("--zero-blocks", action="store_true",
                     help="report, for the shipped context tables, the all-zero row segments on val and their bits")
     args = ap.parse_args()
@@ -283,20 +286,21 @@ def main():
         sys.exit("--write needs --version")
     row, ts = rows[0]
     folder = os.path.dirname(old_path)
-    legacy_name = f"tables-{entry['version']}.lst"
+    legacy_name = None if args.no_legacy else f"tables-{entry['version']}.lst"
     data = ts.to_bytes()
-    os.replace(old_path, os.path.join(folder, legacy_name))
+    if legacy_name:
+        os.replace(old_path, os.path.join(folder, legacy_name))
     open(old_path, "wb").write(data)
-    legacy = entry.setdefault("legacy_tables", [])
-    legacy.insert(0, {
-        "version": entry["version"],
-        "path": f"{args.codec}/{legacy_name}",
-        "sha256": entry["files"]["tables"]["sha256"],
-        "bytes": entry["files"]["tables"]["bytes"],
-        "table_hash": entry["table_hash"],
-        "analysis_sha256": entry["files"]["analysis"]["sha256"],
-        "note": "decode only: streams coded before this version with the same transforms (archived bitstreams, clients not yet updated)",
-    })
+    if legacy_name:
+        entry.setdefault("legacy_tables", []).insert(0, {
+            "version": entry["version"],
+            "path": f"{args.codec}/{legacy_name}",
+            "sha256": entry["files"]["tables"]["sha256"],
+            "bytes": entry["files"]["tables"]["bytes"],
+            "table_hash": entry["table_hash"],
+            "analysis_sha256": entry["files"]["analysis"]["sha256"],
+            "note": "decode only: streams coded before this version with the same transforms (archived bitstreams, clients not yet updated)",
+        })
     digest = hashlib.sha256(data).hexdigest()
     entry["files"]["tables"] = {"path": f"{args.codec}/tables.lst", "sha256": digest, "bytes": len(data)}
     entry["table_hash"] = digest[:16]
@@ -310,7 +314,8 @@ def main():
         "command": f"python3 training/codec/context_tables.py --codec {args.codec} "
                    + (f"--models {args.models} " if args.models != DEFAULT_MODELS else "")
                    + f"--tables {args.tables} "
-                   f"--cap {ts.context.cap} --edges {','.join(map(str, ts.context.edges))} --write --version {args.version}",
+                   f"--cap {ts.context.cap} --edges {','.join(map(str, ts.context.edges))} --write --version {args.version}"
+                   + (" --no-legacy" if args.no_legacy else ""),
         "val_bpp": {k: v for k, v in row.items() if k.endswith("_bpp")},
         "val_bpp_factorized": {k: v for k, v in base.items() if k.endswith("_bpp")},
     }

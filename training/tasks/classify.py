@@ -35,8 +35,8 @@ import torch.nn.functional as F
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import (DEFAULT_CACHE, apply_overrides, autocast, channel_scale,  # noqa: E402
                     code_snapshot, codec_meta, count_macs, expand, fmt_macs, git_commit,
-                    int_list, log_line, lr_at, make_optimizer, parse_overrides, pick_device,
-                    resolve_run, save_atomic, seed_everything, synthesis_arch,
+                    int_list, load_init, log_line, lr_at, make_optimizer, parse_overrides,
+                    pick_device, resolve_run, save_atomic, seed_everything, synthesis_arch,
                     synthesis_layer)
 from nets import Classifier, latent_input, synthesis_stem  # noqa: E402
 
@@ -80,6 +80,7 @@ class Config:
     kd_alpha: float = 0.5
     kd_temperature: float = 4.0
     init: str = ""                      # start from this checkpoint's weights
+    init_other_codec: bool = False      # allow --init from a run on another codec (common.load_init)
     # runtime
     max_steps: int = 0                  # > 0: the schedule spans this many steps (smoke tests)
     eval_interval: int = 0              # steps between val passes; 0: once per epoch
@@ -213,11 +214,14 @@ def main():
     classes = 10
     arch = arch_of(cfg, classes)
     model = Classifier(arch)
-    if cfg.input == "latent" and cfg.latent_scale:
-        latent_input(model).scale.copy_(channel_scale(train[0]))
     stem = synthesis_stem(model)
-    if stem is not None:
-        stem.load_synthesis(*synthesis_layer(cfg.cache_dir, cfg.codec_id))
+
+    def set_codec_parts():
+        if cfg.input == "latent" and cfg.latent_scale:
+            latent_input(model).scale.copy_(channel_scale(train[0]))
+        if stem is not None:
+            stem.load_synthesis(*synthesis_layer(cfg.cache_dir, cfg.codec_id))
+    set_codec_parts()
     example = to_tensor(val[0][:1])
     macs, params = count_macs(model, example)
     print(f"{cfg.input}: {fmt_macs(macs)} MACs, {params / 1e6:.2f} M parameters, input "
@@ -240,11 +244,7 @@ def main():
             raise SystemExit(f"{cfg.teacher}: shape {teacher.shape}, expected "
                              f"{(len(train[2]), 2, classes)} (teacher.py on these train arrays)")
     if cfg.init and ckpt is None:
-        init = torch.load(expand(cfg.init), map_location="cpu", weights_only=False)
-        if init["arch"] != arch:
-            raise SystemExit(f"--init {cfg.init}: another architecture ({init['arch']})")
-        model.load_state_dict(init["model"])
-        print(f"initialised from {cfg.init} (val top-1 {init['best'].get('val_top1')})", flush=True)
+        load_init(model, cfg, arch, "val_top1", set_codec_parts)
     if ckpt is not None:
         model.load_state_dict(ckpt["model"])
         opt.load_state_dict(ckpt["optimizer"])

@@ -86,6 +86,31 @@ def synthesis_layer(cache_dir, codec_id):
     return weight, bias, gamma, beta
 
 
+def load_init(model, cfg, arch, metric, set_codec_parts):
+    """Loads ``--init``'s weights (not its optimizer) into ``model``.
+
+    A run on another codec's latents is refused unless ``cfg.init_other_codec``: fine-tuning a
+    head to a successor codec whose transforms started from its predecessor's, so that its latent
+    channels keep their meaning. Then ``set_codec_parts()`` sets what this run derives from its own
+    codec (the latent scale, the synthesis stem's codec layers) again, over the init's copy."""
+    init = torch.load(expand(cfg.init), map_location="cpu", weights_only=False)
+    if init["arch"] != arch:
+        raise SystemExit(f"--init {cfg.init}: another architecture ({init['arch']})")
+    # the latents are the analysis transform's alone (a synthesis rewritten in sub-pixel form,
+    # training/onnx_subpixel.py, is the same function and keeps them valid)
+    theirs = (init.get("codec") or {}).get("analysis_sha256")
+    other = (cfg.input in ("latent", "decoded")
+             and theirs != codec_meta(cfg.cache_dir, cfg.codec_id).get("analysis_sha256"))
+    if other and not cfg.init_other_codec:
+        raise SystemExit(f"--init {cfg.init}: trained on another codec's latents "
+                         "(--init_other_codec fine-tunes it to this codec's)")
+    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in init["model"].items()})
+    if other:
+        set_codec_parts()
+    print(f"initialised from {cfg.init} ({metric} {init['best'].get(metric)}"
+          f"{', another codec: codec parts from ' + cfg.codec_id if other else ''})", flush=True)
+
+
 def synthesis_arch(cfg):
     """The arch keys of a latent network whose stem is nets.SynthesisStem (classify.py and
     segment.py share its config fields synth_out, synth_blocks and synth_block_width)."""

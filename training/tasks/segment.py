@@ -41,8 +41,8 @@ import torch.nn.functional as F
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import (DEFAULT_CACHE, apply_overrides, autocast, channel_scale,  # noqa: E402
                     code_snapshot, codec_meta, count_macs, expand, fmt_macs, git_commit,
-                    int_list, log_line, lr_at, make_optimizer, parse_overrides, pick_device,
-                    resolve_run, save_atomic, seed_everything, synthesis_arch,
+                    int_list, load_init, log_line, lr_at, make_optimizer, parse_overrides,
+                    pick_device, resolve_run, save_atomic, seed_everything, synthesis_arch,
                     synthesis_layer)
 from nets import Segmenter, latent_input, synthesis_stem  # noqa: E402
 
@@ -89,6 +89,7 @@ class Config:
     kd_alpha: float = 0.5
     kd_temperature: float = 1.0
     init: str = ""                      # start from this checkpoint's weights
+    init_other_codec: bool = False      # allow --init from a run on another codec (common.load_init)
     seed: int = 1337
     # runtime
     eval_interval: int = 500
@@ -247,11 +248,14 @@ def main():
     train, val = load_split(cfg, "train"), load_split(cfg, "val")
     arch = arch_of(cfg)
     model = Segmenter(arch)
-    if cfg.input == "latent" and cfg.latent_scale:
-        latent_input(model).scale.copy_(channel_scale(train[0], 400))
     stem = synthesis_stem(model)
-    if stem is not None:
-        stem.load_synthesis(*synthesis_layer(cfg.cache_dir, cfg.codec_id))
+
+    def set_codec_parts():
+        if cfg.input == "latent" and cfg.latent_scale:
+            latent_input(model).scale.copy_(channel_scale(train[0], 400))
+        if stem is not None:
+            stem.load_synthesis(*synthesis_layer(cfg.cache_dir, cfg.codec_id))
+    set_codec_parts()
     example = to_tensor(val[0][:1])
     macs, params = count_macs(model, example)
     print(f"{cfg.input}: {fmt_macs(macs)} MACs at {tuple(example.shape[2:])} "
@@ -268,16 +272,7 @@ def main():
             raise SystemExit(f"{cfg.teacher}: shape {teacher.shape}, expected {want} "
                              "(teacher.py on these train arrays)")
     if cfg.init and ckpt is None:
-        init = torch.load(expand(cfg.init), map_location="cpu", weights_only=False)
-        if init["arch"] != arch:
-            raise SystemExit(f"--init {cfg.init}: another architecture ({init['arch']})")
-        # the latents are the analysis transform's alone (a synthesis rewritten in sub-pixel form,
-        # training/onnx_subpixel.py, is the same function and keeps them valid)
-        if cfg.input in ("latent", "decoded") and ((init.get("codec") or {}).get("analysis_sha256")
-                                                   != codec_meta(cfg.cache_dir, cfg.codec_id).get("analysis_sha256")):
-            raise SystemExit(f"--init {cfg.init}: trained on another codec's latents")
-        model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in init["model"].items()})
-        print(f"initialised from {cfg.init} (val mIoU {init['best'].get('val_miou')})", flush=True)
+        load_init(model, cfg, arch, "val_miou", set_codec_parts)
     model.to(device)
     opt = make_optimizer(model, cfg.optimizer, cfg.lr, cfg.weight_decay)
     step, best, history = 0, {"val_miou": -1.0}, []

@@ -248,6 +248,31 @@ def test_latent_arrays_resume_after_an_interruption_and_skip_when_complete(tmp_p
     assert latents.fill(path, (300, 2), np.int16, produce, 100) == 0.0
 
 
+def test_init_from_another_codecs_run_is_refused_unless_asked_and_then_takes_this_codecs_parts(tmp_path):
+    from common import load_init
+    os.makedirs(tmp_path / "tasks" / "new")
+    (tmp_path / "tasks" / "new" / "meta.json").write_text('{"codec": {"analysis_sha256": "new"}}')
+    net = nn.Linear(2, 2)
+    arch = {"kind": "test"}
+    torch.save({"arch": arch, "model": {k: v + 1 for k, v in net.state_dict().items()},
+                "codec": {"analysis_sha256": "old"}, "best": {"val_miou": 0.5}}, tmp_path / "old.pt")
+    cfg = argparse.Namespace(init=str(tmp_path / "old.pt"), input="latent", cache_dir=str(tmp_path),
+                             codec_id="new", init_other_codec=False)
+    reset = []
+    before = net.weight.detach().clone()
+    with pytest.raises(SystemExit, match="another codec's latents"):
+        load_init(net, cfg, arch, "val_miou", lambda: reset.append(1))
+    assert torch.equal(net.weight, before) and not reset
+    with pytest.raises(SystemExit, match="another architecture"):
+        load_init(net, cfg, {"kind": "other"}, "val_miou", lambda: reset.append(1))
+    cfg.init_other_codec = True
+    load_init(net, cfg, arch, "val_miou", lambda: reset.append(1))
+    assert torch.equal(net.weight, before + 1) and reset == [1]
+    (tmp_path / "tasks" / "new" / "meta.json").write_text('{"codec": {"analysis_sha256": "old"}}')
+    load_init(net, cfg, arch, "val_miou", lambda: reset.append(1))
+    assert reset == [1]                             # the same codec: its parts are the init's own
+
+
 @pytest.mark.parametrize("codec", ["ls-f8-q2", "ls-f8-q1"])
 def test_the_shipped_codec_graphs_run_in_torch_give_onnxruntimes_latents(codec):
     import latents
