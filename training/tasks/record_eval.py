@@ -5,9 +5,11 @@
     python3 training/tasks/record_eval.py /tmp/evals/*.json [--manifest models/manifest.json]
 
 Each report whose model (``id@version``) is in the manifest, measured on the model's own input
-(a latent model on latents, a baseline on what it was trained on), becomes that entry's
+(a latent model on latents, a baseline on what it was trained on, through the codec it was trained
+on), becomes that entry's
 ``metrics.product_path``: the figures, the command that measured them and the date. Reports of a
-model on another input (an RGB network fed decoded pixels) are comparisons, left to
+model on another input (an RGB network fed decoded pixels) or another codec's output (a decoded
+baseline reading a successor codec's reconstructions) are comparisons, left to
 docs/RESULTS.md. The figures are copied, never computed here.
 """
 import argparse
@@ -41,8 +43,10 @@ def main():
             report = json.load(f)
         model_id, _, version = report["model"].partition("@")
         entry = entries.get(model_id)
-        if entry is None or entry["version"] != version or report["input"] != own_input(entry):
-            print(f"{path}: {report['model']} on {report['input']}: not recorded", flush=True)
+        if (entry is None or entry["version"] != version or report["input"] != own_input(entry)
+                or report.get("codec") != entry.get("codec")):
+            print(f"{path}: {report['model']} on {report['input']}"
+                  f"{' (' + report['codec'] + ')' if report.get('codec') else ''}: not recorded", flush=True)
             continue
         command = (f"npx latentsight eval {report['task']} {DATA[report['task']]}"
                    + (f" --input {report['input']}" if report["input"] != "latent" else "")
