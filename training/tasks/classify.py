@@ -21,6 +21,7 @@ at temperature T) + (1 - kd_alpha) x the label loss, the teacher's logits being 
 with the same flip, uncropped. ``--init`` starts from a checkpoint's weights (not its optimizer).
 """
 import dataclasses
+import functools
 import json
 import os
 import signal
@@ -33,12 +34,11 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import (DEFAULT_CACHE, apply_overrides, autocast, channel_scale,  # noqa: E402
-                    code_snapshot, codec_meta, count_macs, expand, fmt_macs, git_commit,
-                    int_list, load_init, log_line, lr_at, make_optimizer, parse_overrides,
-                    pick_device, resolve_run, save_atomic, seed_everything, synthesis_arch,
-                    synthesis_layer)
-from nets import Classifier, latent_input, synthesis_stem  # noqa: E402
+from common import (DEFAULT_CACHE, apply_overrides, autocast, code_snapshot,  # noqa: E402
+                    codec_meta, count_macs, expand, fmt_macs, git_commit, int_list, load_init,
+                    log_line, lr_at, make_optimizer, parse_overrides, pick_device, resolve_run,
+                    save_atomic, seed_everything, set_codec_parts, synthesis_arch)
+from nets import Classifier  # noqa: E402
 
 INPUTS = ("latent", "rgb", "rgb-cheap", "decoded")
 STRIDE = 8
@@ -214,14 +214,8 @@ def main():
     classes = 10
     arch = arch_of(cfg, classes)
     model = Classifier(arch)
-    stem = synthesis_stem(model)
-
-    def set_codec_parts():
-        if cfg.input == "latent" and cfg.latent_scale:
-            latent_input(model).scale.copy_(channel_scale(train[0]))
-        if stem is not None:
-            stem.load_synthesis(*synthesis_layer(cfg.cache_dir, cfg.codec_id))
-    set_codec_parts()
+    codec_parts = functools.partial(set_codec_parts, model, cfg, train[0], 1000)
+    codec_parts()
     example = to_tensor(val[0][:1])
     macs, params = count_macs(model, example)
     print(f"{cfg.input}: {fmt_macs(macs)} MACs, {params / 1e6:.2f} M parameters, input "
@@ -244,7 +238,7 @@ def main():
             raise SystemExit(f"{cfg.teacher}: shape {teacher.shape}, expected "
                              f"{(len(train[2]), 2, classes)} (teacher.py on these train arrays)")
     if cfg.init and ckpt is None:
-        load_init(model, cfg, arch, "val_top1", set_codec_parts)
+        load_init(model, cfg, arch, "val_top1", codec_parts)
     if ckpt is not None:
         model.load_state_dict(ckpt["model"])
         opt.load_state_dict(ckpt["optimizer"])

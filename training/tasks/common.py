@@ -86,13 +86,24 @@ def synthesis_layer(cache_dir, codec_id):
     return weight, bias, gamma, beta
 
 
+def set_codec_parts(model, cfg, x_train, scale_images):
+    """Sets what a latent network takes from its codec rather than learns: the per-channel latent
+    scale (from ``scale_images`` train latents) and the synthesis stem's codec layer."""
+    from nets import latent_input, synthesis_stem
+    if cfg.input == "latent" and cfg.latent_scale:
+        latent_input(model).scale.copy_(channel_scale(x_train, scale_images))
+    stem = synthesis_stem(model)
+    if stem is not None:
+        stem.load_synthesis(*synthesis_layer(cfg.cache_dir, cfg.codec_id))
+
+
 def load_init(model, cfg, arch, metric, set_codec_parts):
     """Loads ``--init``'s weights (not its optimizer) into ``model``.
 
     A run on another codec's latents is refused unless ``cfg.init_other_codec``: fine-tuning a
     head to a successor codec whose transforms started from its predecessor's, so that its latent
-    channels keep their meaning. Then ``set_codec_parts()`` sets what this run derives from its own
-    codec (the latent scale, the synthesis stem's codec layers) again, over the init's copy."""
+    channels keep their meaning. Then ``set_codec_parts()`` (the function above, bound to this run)
+    sets what the run derives from its own codec again, over the init's copy."""
     init = torch.load(expand(cfg.init), map_location="cpu", weights_only=False)
     if init["arch"] != arch:
         raise SystemExit(f"--init {cfg.init}: another architecture ({init['arch']})")

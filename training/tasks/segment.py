@@ -27,6 +27,7 @@ weights (not its optimizer), e.g. a shipped run's ``best.pt``:
         --steps 3000 --lr 5e-4 --warmup_steps 100 --run_name seg-latent-ls-f8-q2-kd-ft
 """
 import dataclasses
+import functools
 import json
 import os
 import signal
@@ -39,12 +40,11 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import (DEFAULT_CACHE, apply_overrides, autocast, channel_scale,  # noqa: E402
-                    code_snapshot, codec_meta, count_macs, expand, fmt_macs, git_commit,
-                    int_list, load_init, log_line, lr_at, make_optimizer, parse_overrides,
-                    pick_device, resolve_run, save_atomic, seed_everything, synthesis_arch,
-                    synthesis_layer)
-from nets import Segmenter, latent_input, synthesis_stem  # noqa: E402
+from common import (DEFAULT_CACHE, apply_overrides, autocast, code_snapshot,  # noqa: E402
+                    codec_meta, count_macs, expand, fmt_macs, git_commit, int_list, load_init,
+                    log_line, lr_at, make_optimizer, parse_overrides, pick_device, resolve_run,
+                    save_atomic, seed_everything, set_codec_parts, synthesis_arch)
+from nets import Segmenter  # noqa: E402
 
 INPUTS = ("latent", "rgb", "decoded")
 STRIDE = 8
@@ -248,14 +248,8 @@ def main():
     train, val = load_split(cfg, "train"), load_split(cfg, "val")
     arch = arch_of(cfg)
     model = Segmenter(arch)
-    stem = synthesis_stem(model)
-
-    def set_codec_parts():
-        if cfg.input == "latent" and cfg.latent_scale:
-            latent_input(model).scale.copy_(channel_scale(train[0], 400))
-        if stem is not None:
-            stem.load_synthesis(*synthesis_layer(cfg.cache_dir, cfg.codec_id))
-    set_codec_parts()
+    codec_parts = functools.partial(set_codec_parts, model, cfg, train[0], 400)
+    codec_parts()
     example = to_tensor(val[0][:1])
     macs, params = count_macs(model, example)
     print(f"{cfg.input}: {fmt_macs(macs)} MACs at {tuple(example.shape[2:])} "
@@ -272,7 +266,7 @@ def main():
             raise SystemExit(f"{cfg.teacher}: shape {teacher.shape}, expected {want} "
                              "(teacher.py on these train arrays)")
     if cfg.init and ckpt is None:
-        load_init(model, cfg, arch, "val_miou", set_codec_parts)
+        load_init(model, cfg, arch, "val_miou", codec_parts)
     model.to(device)
     opt = make_optimizer(model, cfg.optimizer, cfg.lr, cfg.weight_decay)
     step, best, history = 0, {"val_miou": -1.0}, []
