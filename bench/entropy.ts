@@ -92,7 +92,7 @@ async function benchKodak(): Promise<Record<string, unknown>> {
     let ideal = 0;
     let symbols = 0;
     for (const path of paths) {
-      const stream = parseBitstream(await encodeImage(await readImageFile(path), codec));
+      const stream = parseBitstream(await encodeImage(await readImageFile(path), codec, { allowDecodeOnly: true }));
       const { channels, latentHeight: height, latentWidth: width } = stream.header;
       const shape = { channels, height, width };
       const latents = decodeLatents(stream.latents, shape, codec.tables);

@@ -30,6 +30,7 @@ interface ManifestEntry {
   id: string;
   kind: string;
   files?: Record<string, { path: string }>;
+  decode_only?: unknown;
 }
 
 /** Copies `from` to `to` unless `to` already has its size and is not older (the wasm is 14 MB). */
@@ -85,9 +86,10 @@ export async function buildDemo(): Promise<string> {
   for (const f of ORT_FILES) await copyIfChanged(join(ORT_DIST, f), join(DEMO_DIST, 'ort', f));
   await copyIfChanged(join(REPO, 'test', 'fixtures', 'kodim23.png'), join(DEMO_DIST, 'samples', 'kodim23.png'));
 
-  // Only the codecs: task models run at the origin, never in the page.
+  // Only the codecs that encode: task models run at the origin, never in the page, and the page
+  // decodes only what it encoded, so a decode-only codec would be dead weight.
   const manifest = JSON.parse(await readFile(join(REPO, 'models', 'manifest.json'), 'utf8')) as { models: ManifestEntry[] };
-  const codecs = manifest.models.filter((m) => m.kind === 'codec');
+  const codecs = manifest.models.filter((m) => m.kind === 'codec' && !m.decode_only);
   for (const codec of codecs) {
     for (const file of Object.values(codec.files ?? {})) {
       await copyIfChanged(join(REPO, 'models', file.path), join(DEMO_DIST, 'models', file.path));

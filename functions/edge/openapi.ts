@@ -458,6 +458,12 @@ export const OPENAPI = {
                   items: { type: 'string', pattern: '^[0-9a-f]{16}$' },
                   description: "Earlier versions' table hashes that are still decoded (streams archived or coded by clients not yet updated); new streams use table_hash.",
                 },
+                decode_only: {
+                  type: 'object',
+                  required: ['since', 'successor'],
+                  properties: { since: { type: 'string', format: 'date' }, successor: { type: 'string' } },
+                  description: "Present when the codec is kept for stored streams only: they decode and are analysed, but the SDK refuses new encodes with it; encode with `successor`.",
+                },
               },
             },
           },

@@ -28,6 +28,8 @@ export interface CodecModel {
   legacyTableHashes: readonly string[];
   /** sha256 of the analysis transform: task models trained on other latents are not served with it. */
   analysisSha256?: string;
+  /** Set for a codec kept for stored streams only (manifest `decode_only`): clients encode with `successor`. */
+  decodeOnly?: { since: string; successor: string };
 }
 
 /**
@@ -173,10 +175,14 @@ async function loadCodec(entry: Record<string, unknown>, files: TableFiles): Pro
     if (old.analysis_sha256 !== analysis) throw new Error(`legacy_tables[${i}] belongs to another analysis transform`);
     legacyTables.set(hash, await loadTables(old, hash, channels, files, `legacy_tables[${i}]`));
   }
+  const retired = entry.decode_only as { since?: unknown; successor?: unknown } | undefined;
   return {
     id, version, stride, channels, tableHash, tablePrecision: tables.precision, tables,
     legacyTables, legacyTableHashes: [...legacyTables.keys()],
     ...(typeof analysis === 'string' && { analysisSha256: analysis }),
+    ...(retired !== undefined && {
+      decodeOnly: { since: text(retired?.since, 'decode_only.since'), successor: modelId(retired?.successor) },
+    }),
   };
 }
 

@@ -1,6 +1,6 @@
 import { mkdir, stat } from 'node:fs/promises';
 import { basename, extname, join } from 'node:path';
-import { type Codec, encodeImage, readImageFile } from '../codec/node.ts';
+import { type Codec, CodecError, assertEncodable, encodeImage, readImageFile } from '../codec/node.ts';
 import { COMMON_OPTIONS_HELP, onePositional, openCodec, parseCommandArgs, writeOutput } from './args.ts';
 import { BITSTREAM_EXTENSION, IMAGE_EXTENSIONS, type Outcome, isDirectory, listInputs, mapPool, parseConcurrency } from './batch.ts';
 import { type CliIo, EXIT_OK, FileError, UsageError, batchExit, classify } from './errors.ts';
@@ -21,7 +21,8 @@ code; the others still run (exit code 9 if any failed).
 
 Options:
   -o, --output PATH  where to write the bitstream, or the output folder (required)
-  --codec ID         codec model id (default: the manifest's default, else its first codec)
+  --codec ID         codec model id (default: the manifest's default, else its first codec);
+                     a codec marked decode_only takes no new encodes (CODEC_DECODE_ONLY, exit 5)
   --concurrency N    folder mode: images in flight at once (1-64, default 2)
   --json             folder mode: print one JSON object instead of the table
 ${COMMON_OPTIONS_HELP}`;
@@ -52,9 +53,10 @@ export async function encodeCommand(args: readonly string[], io: CliIo): Promise
     return encodeFolder(input, values.output, { concurrency, json: values.json ?? false, codecId: values.codec, models: values.models }, io);
   }
   if (values.concurrency !== undefined || values.json) throw new UsageError('--concurrency and --json apply to a folder of images');
-  const image = await readImageFile(input);
   const codec = await openCodec(values.models, values.codec);
   try {
+    assertEncodable(codec);
+    const image = await readImageFile(input);
     const bytes = await encodeImage(image, codec);
     await writeOutput(values.output, bytes);
     const bpp = (bytes.length * 8) / (image.width * image.height);
@@ -84,12 +86,15 @@ async function encodeFolder(
   io: CliIo,
 ): Promise<number> {
   const paths = await listInputs(dir, IMAGE_EXTENSIONS);
+  const codec = await openCodec(options.models, options.codecId);
   try {
+    assertEncodable(codec);
     await mkdir(outDir, { recursive: true });
   } catch (e) {
+    await codec.release();
+    if (e instanceof CodecError) throw e;
     throw new FileError('FILE_UNWRITABLE', `Cannot create '${outDir}': ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}.`);
   }
-  const codec = await openCodec(options.models, options.codecId);
   const bar = progressBar(io.stderr, paths.length, 'encode');
   let outcomes: Outcome<EncodedItem>[];
   try {

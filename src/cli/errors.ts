@@ -32,7 +32,8 @@ export const EXIT_CODES_HELP = `Exit codes:
   3  an input file cannot be read or decoded, or an output cannot be written
        (FILE_UNREADABLE, FILE_UNWRITABLE, IMAGE_UNREADABLE, INVALID_IMAGE)
   4  the bitstream is corrupt or invalid (its BitstreamError / EntropyError code is printed)
-  5  the codec is not available here (UNKNOWN_CODEC, UNKNOWN_MODEL, TABLE_MISMATCH)
+  5  the codec is not available here (UNKNOWN_CODEC, UNKNOWN_MODEL, TABLE_MISMATCH), or it is
+       kept for decoding stored streams only and takes no new encodes (CODEC_DECODE_ONLY)
   6  the model files are missing or damaged
        (INVALID_MANIFEST, MODEL_UNAVAILABLE, MODEL_INTEGRITY, MODEL_RUNTIME)
   7  the API refused the request: its problem code is printed (e.g. INVALID_API_KEY,
@@ -63,6 +64,7 @@ const CODEC_EXITS: Record<string, number> = {
   IMAGE_UNREADABLE: EXIT_FILE,
   INVALID_IMAGE: EXIT_FILE,
   UNKNOWN_CODEC: EXIT_UNKNOWN_CODEC,
+  CODEC_DECODE_ONLY: EXIT_UNKNOWN_CODEC,
   CODEC_MISMATCH: EXIT_BITSTREAM,
 };
 

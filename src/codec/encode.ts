@@ -1,9 +1,34 @@
 import { FORMAT_LIMITS, writeBitstream } from '../bitstream/index.ts';
-import { type EncodeOptions, encodeLatents } from '../entropy/index.ts';
+import { type EncodeOptions as EntropyEncodeOptions, encodeLatents } from '../entropy/index.ts';
 import type { Codec } from './codec.ts';
 import { CodecError } from './errors.ts';
 import { type RgbImage, pixelStride, toPaddedPlanar } from './pixels.ts';
 import type { Tensor } from './runtime.ts';
+
+/**
+ * Throws CodecError `CODEC_DECODE_ONLY` if the codec's manifest entry marks it `decode_only`,
+ * so that a batch fails before it reads its first image.
+ *
+ * @example
+ * assertEncodable(await loadCodecFromDir(undefined, 'ls-f8-q2')) // throws: use ls-f8-q3
+ */
+export function assertEncodable(codec: Codec): void {
+  const retired = codec.entry.decode_only;
+  if (!retired) return;
+  throw new CodecError(
+    'CODEC_DECODE_ONLY',
+    `Codec '${codec.id}' is decode-only since ${retired.since} (${retired.reason}): streams stored with it still decode ` +
+      `and are still analysed, but new images are encoded with '${retired.successor}'.`,
+  );
+}
+
+export interface EncodeOptions extends EntropyEncodeOptions {
+  /**
+   * Encode with a `decode_only` codec anyway. For measuring it and the task models that still
+   * serve its stored streams (`eval`, `bench`), never for streams that will be stored.
+   */
+  allowDecodeOnly?: boolean;
+}
 
 /**
  * Compresses an 8-bit RGB(A) image of any size to a latentsight bitstream: pads it to a multiple
@@ -11,9 +36,14 @@ import type { Tensor } from './runtime.ts';
  * entropy-codes the integer latents and wraps them in a v1 container naming the codec and its tables.
  *
  * @example
+ * A codec marked `decode_only` in the manifest refuses (CodecError `CODEC_DECODE_ONLY`, naming its
+ * successor) unless `options.allowDecodeOnly` is set.
+ *
+ * @example
  * const bytes = await encodeImage({ data: rgb, width: 768, height: 512 }, codec)
  */
 export async function encodeImage(image: RgbImage, codec: Codec, options: EncodeOptions = {}): Promise<Uint8Array> {
+  if (!options.allowDecodeOnly) assertEncodable(codec);
   pixelStride(image);
   const { width, height } = image;
   const { stride, channels } = codec;
@@ -36,7 +66,7 @@ export async function encodeImage(image: RgbImage, codec: Codec, options: Encode
     channels,
     modelId: codec.id,
     tableHash: codec.tableHash,
-    latents: encodeLatents(latents, { channels, height: latentHeight, width: latentWidth }, codec.tables, options),
+    latents: encodeLatents(latents, { channels, height: latentHeight, width: latentWidth }, codec.tables, { lanes: options.lanes }),
   });
 }
 

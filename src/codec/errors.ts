@@ -18,7 +18,9 @@ export type CodecErrorCode =
   /** Pixel data whose size does not match its width and height, or dimensions out of range. */
   | 'INVALID_IMAGE'
   /** A bitstream whose stride or channel count differs from its codec's. */
-  | 'CODEC_MISMATCH';
+  | 'CODEC_MISMATCH'
+  /** An encode asked of a codec that is kept for decoding stored streams only (`decode_only`). */
+  | 'CODEC_DECODE_ONLY';
 
 /**
  * The one error class of `src/codec`. `message` says what was wrong and what to do.

@@ -4,7 +4,7 @@
  */
 export { type Codec, type CodecSource, loadCodec, sha256Hex } from './codec.ts';
 export { type DecodeOptions, decodeBitstreamLatents, decodeImage } from './decode.ts';
-export { encodeImage } from './encode.ts';
+export { type EncodeOptions, assertEncodable, encodeImage } from './encode.ts';
 export { CodecError, type CodecErrorCode } from './errors.ts';
 export { type CodecEntry, MANIFEST_SCHEMA, type Manifest, type ModelFile, findCodec, parseManifest } from './manifest.ts';
 export { type DecodedImage, type RgbImage, fromPlanar, pixelStride, psnr, toPaddedPlanar } from './pixels.ts';

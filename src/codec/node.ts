@@ -36,7 +36,7 @@ export async function readManifest(modelsDir: string = DEFAULT_MODELS_DIR): Prom
  * update still decode.
  *
  * @example
- * const codec = await loadCodecFromDir('models', 'ls-f8-q2')
+ * const codec = await loadCodecFromDir('models', 'ls-f8-q3')
  */
 export async function loadCodecFromDir(
   modelsDir: string = DEFAULT_MODELS_DIR,

@@ -82,7 +82,7 @@ async function imagesIn(dir: string): Promise<string[]> {
 async function modelInput(image: DecodedImage, input: TaskInput, codec: Codec | undefined): Promise<{ feed: ort.Tensor; bytes: number | null }> {
   if (input === 'rgb') return { feed: planar(image), bytes: null };
   if (!codec) throw new Error(`--input ${input} needs a codec`);
-  const bitstream = await encodeImage(image, codec);
+  const bitstream = await encodeImage(image, codec, { allowDecodeOnly: true });
   if (input === 'decoded') return { feed: planar(await decodeImage(bitstream, codec)), bytes: bitstream.byteLength };
   const { header, latents } = decodeBitstreamLatents(bitstream, codec);
   return { feed: new ort.Tensor('int16', latents, [1, header.channels, header.latentHeight, header.latentWidth]), bytes: bitstream.byteLength };

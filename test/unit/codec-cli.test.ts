@@ -1,11 +1,11 @@
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseBitstream, writeBitstream } from '../../src/bitstream/index.ts';
 import { type CliIo, runCli } from '../../src/cli/index.ts';
-import { decodeBitstreamLatents, loadCodecFromDir, readImageFile } from '../../src/codec/node.ts';
+import { decodeBitstreamLatents, encodeImage, loadCodecFromDir, readImageFile } from '../../src/codec/node.ts';
 import { encodeLatents } from '../../src/entropy/index.ts';
 
 const crop = fileURLToPath(new URL('../fixtures/kodim23-64x48.png', import.meta.url));
@@ -28,10 +28,21 @@ afterAll(() => rm(dir, { recursive: true, force: true }));
 
 describe('latentsight encode, decode and inspect', () => {
   it('encodes an image and reports its size in bits per pixel', async () => {
-    const r = await cli('encode', crop, '-o', join(dir, 'again.lsb'), '--codec', 'ls-f8-q2');
+    const r = await cli('encode', crop, '-o', join(dir, 'again.lsb'), '--codec', 'ls-f8-q3');
     expect(r).toMatchObject({ code: 0, err: '' });
-    expect(r.out).toMatch(/again\.lsb: \d+ bytes, [\d.]+ bpp, 64x48, codec ls-f8-q2/);
+    expect(r.out).toMatch(/again\.lsb: \d+ bytes, [\d.]+ bpp, 64x48, codec ls-f8-q3/);
     expect(await readFile(join(dir, 'again.lsb'))).toEqual(await readFile(stream));
+  });
+
+  it('refuses a decode-only codec with CODEC_DECODE_ONLY and exit 5, naming its successor, and writes nothing', async () => {
+    const out = join(dir, 'retired.lsb');
+    const r = await cli('encode', crop, '-o', out, '--codec', 'ls-f8-q2');
+    expect(r.code).toBe(5);
+    expect(r.err).toMatch(/CODEC_DECODE_ONLY: Codec 'ls-f8-q2' is decode-only .*'ls-f8-q3'/);
+    await expect(readFile(out)).rejects.toMatchObject({ code: 'ENOENT' });
+    const folder = await cli('encode', dirname(crop), '-o', join(dir, 'retired'), '--codec', 'ls-f8-q2');
+    expect(folder.code).toBe(5);
+    expect(folder.err).toMatch(/CODEC_DECODE_ONLY/);
   });
 
   it('decodes a bitstream to a PNG of the original size', async () => {
@@ -45,17 +56,19 @@ describe('latentsight encode, decode and inspect', () => {
     const r = await cli('inspect', stream);
     expect(r.code).toBe(0);
     const report = JSON.parse(r.out);
-    expect(report.header).toMatchObject({ width: 64, height: 48, stride: 8, channels: 64, modelId: 'ls-f8-q2' });
+    expect(report.header).toMatchObject({ width: 64, height: 48, stride: 8, channels: 64, modelId: 'ls-f8-q3' });
     expect(report.bpp).toBeCloseTo((report.bytes * 8) / (64 * 48));
-    expect(report.codec).toMatchObject({ id: 'ls-f8-q2', streamTables: 'current' });
+    expect(report.codec).toMatchObject({ id: 'ls-f8-q3', streamTables: 'current' });
     expect(report.latents.elements).toBe(64 * 6 * 8);
   });
 
   it("decodes and inspects a stream coded with the codec's earlier tables (legacy_tables)", async () => {
+    // A stream stored by ls-f8-q2, the codec that has legacy tables (decode-only now).
     const codec = await loadCodecFromDir(undefined, 'ls-f8-q2', { threads: 1 });
     const [hash] = codec.legacyTableHashes;
-    const current = await readFile(stream);
-    const { header, latents } = decodeBitstreamLatents(current, codec);
+    const q2stream = join(dir, 'q2.lsb');
+    await writeFile(q2stream, await encodeImage(await readImageFile(crop), codec, { allowDecodeOnly: true }));
+    const { header, latents } = decodeBitstreamLatents(await readFile(q2stream), codec);
     const shape = { channels: header.channels, height: header.latentHeight, width: header.latentWidth };
     const old = join(dir, 'legacy.lsb');
     await writeFile(old, writeBitstream({ ...header, tableHash: hash, latents: encodeLatents(latents, shape, codec.tablesFor(hash)!) }));
@@ -64,10 +77,10 @@ describe('latentsight encode, decode and inspect', () => {
     const inspected = JSON.parse((await cli('inspect', old)).out);
     expect(inspected.header.tableHash).toBe(hash);
     expect(inspected.codec.streamTables).toMatch(/^legacy \d+\.\d+\.\d+$/);
-    expect(inspected.latents).toEqual(JSON.parse((await cli('inspect', stream)).out).latents);
+    expect(inspected.latents).toEqual(JSON.parse((await cli('inspect', q2stream)).out).latents);
     const [png, reference] = [join(dir, 'legacy.png'), join(dir, 'current.png')];
     expect(await cli('decode', old, '-o', png)).toMatchObject({ code: 0, err: '' });
-    expect(await cli('decode', stream, '-o', reference)).toMatchObject({ code: 0, err: '' });
+    expect(await cli('decode', q2stream, '-o', reference)).toMatchObject({ code: 0, err: '' });
     expect(await readFile(png)).toEqual(await readFile(reference));
   });
 

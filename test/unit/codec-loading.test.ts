@@ -31,8 +31,12 @@ beforeAll(async () => {
 });
 
 describe('findCodec and parseManifest', () => {
-  it('picks the first codec when no id is given and the manifest names no default', () => {
-    expect(findCodec({ ...manifest, default_codec: undefined }).id).toBe(manifest.models.find((m) => m.kind === 'codec')?.id);
+  it('picks the first codec that takes encodes when no id is given and the manifest names no default', () => {
+    expect(findCodec({ ...manifest, default_codec: undefined }).id).toBe(manifest.models.find((m) => m.kind === 'codec' && !m.decode_only)?.id);
+    // A decode-only codec can be named (to decode its streams) but never be the default.
+    const retired = manifest.models.find((m) => m.kind === 'codec' && m.decode_only)!;
+    expect(findCodec(manifest, retired.id).id).toBe(retired.id);
+    expect(() => findCodec({ ...manifest, default_codec: retired.id })).toThrow(/default codec .* is decode-only/);
   });
 
   it('names the known codecs when asked for an unknown id', () => {

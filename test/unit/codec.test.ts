@@ -5,6 +5,7 @@ import { encodeLatents } from '../../src/entropy/index.ts';
 import {
   type Codec,
   CodecError,
+  assertEncodable,
   type DecodedImage,
   decodeBitstreamLatents,
   decodeImage,
@@ -59,7 +60,7 @@ describe('encodeImage and decodeImage with the exported codec', () => {
       channels: 64,
       latentHeight: 6,
       latentWidth: 8,
-      modelId: 'ls-f8-q2',
+      modelId: 'ls-f8-q3',
       tableHash: codec.tableHash,
     });
   });
@@ -98,13 +99,37 @@ describe('encodeImage and decodeImage with the exported codec', () => {
   });
 
   it("decodes a stream coded with an earlier version's tables (legacy_tables) to the same latents", async () => {
-    const current = decodeBitstreamLatents(await encodeImage(crop, codec), codec);
-    expect(codec.legacyTableHashes.length).toBeGreaterThan(0);
-    for (const hash of codec.legacyTableHashes) {
-      const { header } = current;
-      const shape = { channels: header.channels, height: header.latentHeight, width: header.latentWidth };
-      const old = writeBitstream({ ...header, tableHash: hash, latents: encodeLatents(current.latents, shape, codec.tablesFor(hash)!) });
-      expect(decodeBitstreamLatents(old, codec).latents).toEqual(current.latents);
+    // ls-f8-q2 is decode-only now, and its legacy tables are what stored streams may carry.
+    const q2 = await loadCodecFromDir(undefined, 'ls-f8-q2', { threads: 1 });
+    try {
+      const current = decodeBitstreamLatents(await encodeImage(crop, q2, { allowDecodeOnly: true }), q2);
+      expect(q2.legacyTableHashes.length).toBeGreaterThan(0);
+      for (const hash of q2.legacyTableHashes) {
+        const { header } = current;
+        const shape = { channels: header.channels, height: header.latentHeight, width: header.latentWidth };
+        const old = writeBitstream({ ...header, tableHash: hash, latents: encodeLatents(current.latents, shape, q2.tablesFor(hash)!) });
+        expect(decodeBitstreamLatents(old, q2).latents).toEqual(current.latents);
+      }
+    } finally {
+      await q2.release();
+    }
+  });
+
+  it('refuses to encode with a decode-only codec, naming its successor, and still decodes its streams', async () => {
+    const q2 = await loadCodecFromDir(undefined, 'ls-f8-q2', { threads: 1 });
+    try {
+      expect(q2.entry.decode_only?.successor).toBe(codec.id);
+      const error = await encodeImage(crop, q2).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(CodecError);
+      expect(error).toMatchObject({ code: 'CODEC_DECODE_ONLY', message: expect.stringContaining(`'${codec.id}'`) });
+      expect(() => assertEncodable(q2)).toThrow(CodecError);
+      expect(() => assertEncodable(codec)).not.toThrow();
+      // Measuring it (eval, bench) may still encode; the stream decodes like any stored one.
+      const stored = await encodeImage(crop, q2, { allowDecodeOnly: true });
+      expect(parseBitstream(stored).header.modelId).toBe('ls-f8-q2');
+      expect(psnr(crop, await decodeImage(stored, q2))).toBeGreaterThan(CROP_PSNR_FLOOR_DB);
+    } finally {
+      await q2.release();
     }
   });
 

@@ -140,11 +140,24 @@ describe('GET /v1/models', () => {
 
   it('lists the bundled codecs through the Worker itself, without an API key', async () => {
     const response = await exports.default.fetch(`${EDGE}/v1/models`);
-    const body = await response.json<{ codecs: { id: string; table_hash: string; legacy_table_hashes: string[] }[] }>();
-    const manifest = MANIFEST as { models: { id: string; kind: string; table_hash: string; legacy_tables?: { table_hash: string }[] }[] };
+    type Listed = { id: string; table_hash: string; legacy_table_hashes: string[]; decode_only?: { since: string; successor: string } };
+    const body = await response.json<{ codecs: Listed[] }>();
+    const manifest = MANIFEST as {
+      default_codec: string;
+      models: { id: string; kind: string; table_hash: string; legacy_tables?: { table_hash: string }[]; decode_only?: { since: string; successor: string } }[];
+    };
+    const codecs = manifest.models.filter((m) => m.kind === 'codec');
 
     expect(body.codecs.map((c) => [c.id, c.table_hash, c.legacy_table_hashes])).toEqual(
-      manifest.models.filter((m) => m.kind === 'codec').map((m) => [m.id, m.table_hash, (m.legacy_tables ?? []).map((l) => l.table_hash)]),
+      codecs.map((m) => [m.id, m.table_hash, (m.legacy_tables ?? []).map((l) => l.table_hash)]),
     );
+    // A decode-only codec is still served (its stored streams decode) and says what to encode with.
+    expect(body.codecs.map((c) => [c.id, c.decode_only ?? null])).toEqual(
+      codecs.map((m) => [m.id, m.decode_only ? { since: m.decode_only.since, successor: m.decode_only.successor } : null]),
+    );
+    const retired = body.codecs.filter((c) => c.decode_only);
+    expect(retired.length).toBeGreaterThan(0);
+    for (const c of retired) expect(body.codecs.some((o) => o.id === c.decode_only!.successor && !o.decode_only)).toBe(true);
+    expect(retired.map((c) => c.id)).not.toContain(manifest.default_codec);
   });
 });

@@ -1,6 +1,7 @@
 /**
- * GET /v1/models: the codecs a client may encode with (ids, versions, table hashes) and the task
- * models that run on their latents (with labels). Public: it holds nothing secret, and a client
+ * GET /v1/models: the codecs a client may encode with (ids, versions, table hashes), those kept
+ * only to decode stored streams (`decode_only`, naming the codec to encode with instead), and the
+ * task models that run on their latents (with labels). Public: it holds nothing secret, and a client
  * needs it before it has anything to send.
  */
 import type { Context } from 'hono';
@@ -18,6 +19,7 @@ export async function listModels(c: Context<AppEnv>): Promise<Response> {
       table_hash: m.tableHash,
       table_precision: m.tablePrecision,
       legacy_table_hashes: m.legacyTableHashes,
+      ...(m.decodeOnly && { decode_only: m.decodeOnly }),
     })),
     task_models: registry.taskModels.map((m) => ({
       id: m.id,
