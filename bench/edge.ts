@@ -80,7 +80,8 @@ async function encodeAll(registry: ModelRegistry, images: string[]): Promise<Str
     const runtime = await loadCodecFromDir(MODELS, codec.id);
     for (const path of images) {
       const image = await readImageFile(path);
-      const bytes = await encodeImage(image, runtime);
+      // Decode-only codecs too: the edge still decodes the streams stored with them.
+      const bytes = await encodeImage(image, runtime, { allowDecodeOnly: true });
       streams.push({ image: path.split('/').pop()!, codec: codec.id, bytes, width: image.width, height: image.height });
     }
   }
@@ -150,7 +151,9 @@ async function measureStack(streams: Stream[]) {
     const key = `ls_bench_${crypto.randomUUID().replaceAll('-', '')}`;
     const seeded = await fetch(new URL('/__bench/key', url), { method: 'POST', body: hex(await sha256(key)) });
     if (!seeded.ok) throw new Error(`could not seed the bench key: ${seeded.status}`);
-    const mine = streams.filter((s) => s.codec === 'ls-f8-q2');
+    // The default codec's streams: what clients send now.
+    const { default_codec: preferred } = JSON.parse(await readFile(join(MODELS, 'manifest.json'), 'utf8')) as { default_codec?: string };
+    const mine = streams.filter((s) => s.codec === preferred);
     // Distinct bytes per run (an optional part with a random note), so that misses are misses.
     const salt = crypto.getRandomValues(new Uint8Array(4));
     const bodies = mine.map((s) => withNote(s.bytes, salt));

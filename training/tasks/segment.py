@@ -45,6 +45,7 @@ from common import (DEFAULT_CACHE, apply_overrides, autocast, code_snapshot,  # 
                     log_line, lr_at, make_optimizer, parse_overrides, pick_device, resolve_run,
                     save_atomic, seed_everything, set_codec_parts, synthesis_arch)
 from nets import Segmenter  # noqa: E402
+from onnx_init import check_against_onnx, freeze_batchnorm, load_onnx_weights  # noqa: E402
 
 INPUTS = ("latent", "rgb", "decoded")
 STRIDE = 8
@@ -90,6 +91,8 @@ class Config:
     kd_temperature: float = 1.0
     init: str = ""                      # start from this checkpoint's weights
     init_other_codec: bool = False      # allow --init from a run on another codec (common.load_init)
+    init_onnx: str = ""                 # rgb / decoded: start from an exported segmenter.onnx
+                                        # (onnx_init.py); its BatchNorms stay frozen for the run
     seed: int = 1337
     # runtime
     eval_interval: int = 500
@@ -226,8 +229,15 @@ def evaluate(model, val, cfg, device):
         keep = truth != VOID
         conf += np.bincount(truth[keep].astype(np.int64) * CLASSES + pred[keep],
                             minlength=CLASSES * CLASSES).reshape(CLASSES, CLASSES)
-    model.train()
+    train_mode(model, cfg)
     return {**{f"val_{k}": v for k, v in scores(conf).items()}, "val_n": n}
+
+
+def train_mode(model, cfg):
+    """model.train(), with the BatchNorms of a run started from an ONNX file kept frozen."""
+    model.train()
+    if cfg.init_onnx:
+        freeze_batchnorm(model)
 
 
 def default_run_name(cfg):
@@ -265,8 +275,17 @@ def main():
         if teacher.shape != want:
             raise SystemExit(f"{cfg.teacher}: shape {teacher.shape}, expected {want} "
                              "(teacher.py on these train arrays)")
+    if cfg.init and cfg.init_onnx:
+        raise SystemExit("--init and --init_onnx exclude each other")
+    if cfg.init_onnx and cfg.input == "latent":
+        raise SystemExit("--init_onnx starts pixel segmenters (rgb, decoded) only")
     if cfg.init and ckpt is None:
         load_init(model, cfg, arch, "val_miou", codec_parts)
+    if cfg.init_onnx and ckpt is None:
+        load_onnx_weights(model, expand(cfg.init_onnx))
+        diff = check_against_onnx(model, expand(cfg.init_onnx), np.asarray(val[0][:2]))
+        print(f"initialised from {cfg.init_onnx} (logits within {diff:.4f} of onnxruntime's; "
+              "BatchNorms frozen)", flush=True)
     model.to(device)
     opt = make_optimizer(model, cfg.optimizer, cfg.lr, cfg.weight_decay)
     step, best, history = 0, {"val_miou": -1.0}, []
@@ -296,7 +315,7 @@ def main():
     stop = []
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.append(1))
-    model.train()
+    train_mode(model, cfg)
     while step < cfg.steps and not stop:
         lr = lr_at(step, cfg.steps, cfg.lr, min(cfg.warmup_steps, cfg.steps // 5), cfg.min_lr)
         for g in opt.param_groups:

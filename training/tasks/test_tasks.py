@@ -336,3 +336,29 @@ def test_an_exported_segmenter_teaches_with_its_logits_before_the_final_upsampli
     assert onnx_teacher.task == "segment" and got.shape == (2, 11, 24, 32)
     full = torch.nn.functional.interpolate(got, scale_factor=2, mode="bilinear", align_corners=False)
     np.testing.assert_allclose(full.numpy(), want.numpy(), atol=1e-4)
+
+
+def test_a_pixel_segmenter_rebuilt_from_its_onnx_file_computes_what_the_trained_network_did(tmp_path):
+    import onnx_init
+    arch = segment.arch_of(segment.Config(input="decoded"))
+    net = Segmenter(arch).eval()
+    for m in net.modules():                 # BatchNorm statistics that folding must carry over
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.normal_(0, 0.1)
+            m.running_var.uniform_(0.5, 2.0)
+    exported_teacher(tmp_path, net, arch)
+    path = str(tmp_path / "model.onnx")
+    x = torch.rand(2, 3, 48, 64)
+    with torch.no_grad():
+        want = net(x)
+    rebuilt = Segmenter(arch)
+    onnx_init.load_onnx_weights(rebuilt, path)
+    # A run started this way trains with its BatchNorms frozen: train mode computes the same.
+    segment.train_mode(rebuilt, segment.Config(input="decoded", init_onnx=path))
+    assert rebuilt.training and not any(m.training for m in rebuilt.modules() if isinstance(m, nn.BatchNorm2d))
+    with torch.no_grad():
+        np.testing.assert_allclose(rebuilt(x).numpy(), want.numpy(), atol=1e-4)
+    pixels = (np.random.default_rng(0).random((1, 48, 64, 3)) * 255).astype(np.uint8)
+    assert onnx_init.check_against_onnx(rebuilt, path, pixels) < 1e-4
+    with pytest.raises(SystemExit):         # another architecture fails on shapes, not silently
+        onnx_init.load_onnx_weights(Segmenter(segment.arch_of(segment.Config(input="decoded", blocks=3))), path)
