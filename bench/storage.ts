@@ -3,7 +3,8 @@
  * codec, against its source files (Imagenette's JPEGs) and against lossless PNG.
  *
  * Input: `imagenette/train` of $LATENTSIGHT_DATA (default ../shared/data), every image, or the first
- * BENCH_STORAGE_LIMIT of them (spread over the classes). Each image goes through the real encoder
+ * BENCH_STORAGE_LIMIT of them (spread over the classes); every codec of the manifest, decode-only ones
+ * included (stored streams of them exist), or those BENCH_STORAGE_CODECS names (comma-separated). Each image goes through the real encoder
  * (src/codec on onnxruntime-node); PNG is sharp's at compression level 9. Prints bytes in all and per
  * image, and the ratios.
  */
@@ -28,7 +29,13 @@ export async function benchStorage(): Promise<Record<string, unknown>> {
   const limit = Number(process.env.BENCH_STORAGE_LIMIT ?? 0);
   if (limit > 0) files = files.filter((_, i) => i % Math.max(1, Math.floor(files.length / limit)) === 0).slice(0, limit);
   const models = join(REPO, 'models');
-  const ids = (await readManifest(models)).models.filter((m) => m.kind === 'codec').map((m) => m.id);
+  let ids = (await readManifest(models)).models.filter((m) => m.kind === 'codec').map((m) => m.id);
+  const only = process.env.BENCH_STORAGE_CODECS?.split(',').filter(Boolean);
+  if (only?.length) {
+    const unknown = only.filter((id) => !ids.includes(id));
+    if (unknown.length) throw new Error(`BENCH_STORAGE_CODECS: no codec ${unknown.join(', ')} in the manifest (known: ${ids.join(', ')})`);
+    ids = only;
+  }
   const codecs = await Promise.all(ids.map((id) => loadCodecFromDir(models, id)));
   const totals: Record<string, number> = { source: 0, png: 0, ...Object.fromEntries(ids.map((id) => [id, 0])) };
   let pixels = 0;
