@@ -34,8 +34,6 @@ export interface EncodeOptions extends EntropyEncodeOptions {
  * Compresses an 8-bit RGB(A) image of any size to a latentsight bitstream: pads it to a multiple
  * of the codec's stride by edge replication, runs the analysis transform (which rounds in-graph),
  * entropy-codes the integer latents and wraps them in a v1 container naming the codec and its tables.
- *
- * @example
  * A codec marked `decode_only` in the manifest refuses (CodecError `CODEC_DECODE_ONLY`, naming its
  * successor) unless `options.allowDecodeOnly` is set.
  *
