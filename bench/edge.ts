@@ -46,6 +46,7 @@ interface Stream {
 
 export async function benchEdge(): Promise<Record<string, unknown>> {
   const manifest = JSON.parse(await readFile(join(MODELS, 'manifest.json'), 'utf8')) as {
+    default_codec?: string;
     models: { kind: string; files: { tables: { path: string } }; legacy_tables?: { path: string }[] }[];
   };
   const files: TableFiles = {};
@@ -60,7 +61,7 @@ export async function benchEdge(): Promise<Record<string, unknown>> {
     : FIXTURE_IMAGES;
   const streams = await encodeAll(registry, images);
   const decode = measureDecode(registry, streams);
-  const stack = process.env.BENCH_EDGE_STACK === '0' ? { skipped: 'BENCH_EDGE_STACK=0' } : await measureStack(streams);
+  const stack = process.env.BENCH_EDGE_STACK === '0' ? { skipped: 'BENCH_EDGE_STACK=0' } : await measureStack(streams.filter((s) => s.codec === manifest.default_codec));
   return {
     bench: 'edge',
     decode_ms: Object.fromEntries(Object.entries(decode).map(([id, d]) => [id, d.median_ms])),
@@ -122,7 +123,8 @@ function measureDecode(registry: ModelRegistry, streams: Stream[]) {
 
 /**
  * The Worker (workerd, local bindings) in front of the real origin. A bench-only entry module wraps
- * the production app, adding only a route that stores the bench's API key.
+ * the production app, adding only a route that stores the bench's API key. `streams`: the default
+ * codec's, what clients send now.
  */
 async function measureStack(streams: Stream[]) {
   const { startOrigin } = await import('../functions/origin/process.ts');
@@ -151,12 +153,9 @@ async function measureStack(streams: Stream[]) {
     const key = `ls_bench_${crypto.randomUUID().replaceAll('-', '')}`;
     const seeded = await fetch(new URL('/__bench/key', url), { method: 'POST', body: hex(await sha256(key)) });
     if (!seeded.ok) throw new Error(`could not seed the bench key: ${seeded.status}`);
-    // The default codec's streams: what clients send now.
-    const { default_codec: preferred } = JSON.parse(await readFile(join(MODELS, 'manifest.json'), 'utf8')) as { default_codec?: string };
-    const mine = streams.filter((s) => s.codec === preferred);
     // Distinct bytes per run (an optional part with a random note), so that misses are misses.
     const salt = crypto.getRandomValues(new Uint8Array(4));
-    const bodies = mine.map((s) => withNote(s.bytes, salt));
+    const bodies = streams.map((s) => withNote(s.bytes, salt));
     const post = async (body: Uint8Array) => {
       const t0 = performance.now();
       const response = await fetch(new URL('/v1/analyze?tasks=classify', url), {

@@ -15,32 +15,25 @@ The graph's convolutions are matched to the network's in order, shape by shape, 
 checked against onnxruntime on real inputs (``check_against_onnx``): the logits before the final
 upsampling must agree. A graph of another architecture fails there, not silently.
 """
+import os
+import sys
+
 import numpy as np
 import torch
 import torch.nn as nn
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))  # onnx_subpixel
+
 
 def graph_convs(path):
-    """[(weight, bias or None)] of the graph's Conv nodes in node order, as float32 arrays (the
-    exporter's fp16 initialisers reach a Conv through a Cast)."""
+    """[(weight, bias or None)] of the graph's Conv nodes in node order, as float32 arrays
+    (onnx_subpixel.conv_layers, which widens the exporter's fp16 initialisers)."""
     import onnx
-    from onnx import numpy_helper
-    proto = onnx.load(path)
-    inits = {i.name: numpy_helper.to_array(i) for i in proto.graph.initializer}
-    consts = {n.output[0]: numpy_helper.to_array(n.attribute[0].t)
-              for n in proto.graph.node if n.op_type == "Constant" and n.attribute and n.attribute[0].t.dims}
-    casts = {n.output[0]: n.input[0] for n in proto.graph.node if n.op_type == "Cast"}
-
-    def value(name):
-        name = casts.get(name, name)
-        if name in inits:
-            return inits[name].astype(np.float32)
-        if name in consts:
-            return consts[name].astype(np.float32)
-        raise SystemExit(f"{path}: convolution input {name} is neither an initialiser nor a constant")
-
-    return [(value(n.input[1]), value(n.input[2]) if len(n.input) > 2 and n.input[2] else None)
-            for n in proto.graph.node if n.op_type == "Conv"]
+    from onnx_subpixel import conv_layers
+    layers = conv_layers(onnx.load(path))
+    if any(op != "Conv" for op, _ in layers):
+        raise SystemExit(f"{path}: a transposed convolution; pixel segmenters have none")
+    return [(a[0], a[1] if len(a) > 1 else None) for _, a in layers]
 
 
 def conv_slots(model):
@@ -61,10 +54,9 @@ def conv_slots(model):
 
 
 def load_onnx_weights(model, path):
-    """Copies the graph's folded convolutions into ``model`` (see the module docstring). The graph's
-    convolutions are matched to the network's Conv2d modules by order of execution, which for
-    nets.Segmenter's pixel networks is their order of definition except the image-pooling branch of
-    ASPP (named in the graph); every pair must agree in shape."""
+    """Copies the graph's folded convolutions into ``model`` (see the module docstring), matched to
+    the network's Conv2d modules in the order a forward pass runs them (the graph's node order);
+    every pair must agree in shape."""
     weights = graph_convs(path)
     slots = conv_slots(model)
     if len(weights) != len(slots):
