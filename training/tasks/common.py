@@ -97,15 +97,18 @@ def set_codec_parts(model, cfg, x_train, scale_images):
         stem.load_synthesis(*synthesis_layer(cfg.cache_dir, cfg.codec_id))
 
 
-def load_init(model, cfg, arch, metric, set_codec_parts):
+def load_init(model, cfg, arch, metric, set_codec_parts, grow=None):
     """Loads ``--init``'s weights (not its optimizer) into ``model``.
 
     A run on another codec's latents is refused unless ``cfg.init_other_codec``: fine-tuning a
     head to a successor codec whose transforms started from its predecessor's, so that its latent
     channels keep their meaning. Then ``set_codec_parts()`` (the function above, bound to this run)
-    sets what the run derives from its own codec again, over the init's copy."""
+    sets what the run derives from its own codec again, over the init's copy.
+
+    Another architecture is refused unless ``grow`` is given (segment.py ``--init_grow``): then
+    ``model`` may be the init's network with residual blocks added (``grow_from``)."""
     init = torch.load(expand(cfg.init), map_location="cpu", weights_only=False)
-    if init["arch"] != arch:
+    if init["arch"] != arch and grow is None:
         raise SystemExit(f"--init {cfg.init}: another architecture ({init['arch']})")
     # the latents are the analysis transform's alone (a synthesis rewritten in sub-pixel form,
     # training/onnx_subpixel.py, is the same function and keeps them valid)
@@ -115,11 +118,46 @@ def load_init(model, cfg, arch, metric, set_codec_parts):
     if other and not cfg.init_other_codec:
         raise SystemExit(f"--init {cfg.init}: trained on another codec's latents "
                          "(--init_other_codec fine-tunes it to this codec's)")
-    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in init["model"].items()})
+    state = {k: v.float() if v.is_floating_point() else v for k, v in init["model"].items()}
+    grown = ""
+    if init["arch"] != arch:
+        diff = grow_from(model, init["arch"], state, *grow, cfg.init)
+        grown = f", grown from {init['arch']} (logits within {diff:.2g} of the init's)"
+    else:
+        model.load_state_dict(state)
     if other:
         set_codec_parts()
-    print(f"initialised from {cfg.init} ({metric} {init['best'].get(metric)}"
+    print(f"initialised from {cfg.init} ({metric} {init['best'].get(metric)}{grown}"
           f"{', another codec: codec parts from ' + cfg.codec_id if other else ''})", flush=True)
+
+
+def grow_from(model, their_arch, state, build, example, path, tol=1e-4):
+    """Starts ``model`` from a smaller network of its family: every weight of ``state`` (the
+    network ``build(their_arch)``) must be in ``model`` with the same shape, and the weights
+    ``model`` has beyond them keep their initialisation. Added residual blocks start as the
+    identity (nets.BasicBlock zero-initialises its last BatchNorm's scale), so the grown network
+    computes what the init did; that is checked on ``example`` (eval mode), and the largest
+    difference of the logits is returned."""
+    ours = model.state_dict()
+    extra = sorted(set(state) - set(ours))
+    reshaped = sorted(k for k in state if k in ours and ours[k].shape != state[k].shape)
+    if extra or reshaped:
+        raise SystemExit(f"--init {path}: not a smaller network of this one's family "
+                         f"({their_arch}; {'missing here: ' + ', '.join(extra[:3]) if extra else ''}"
+                         f"{'other shapes: ' + ', '.join(reshaped[:3]) if reshaped else ''})")
+    model.load_state_dict(state, strict=False)
+    theirs = build(their_arch)
+    theirs.load_state_dict(state)
+    was_training = model.training
+    theirs.eval()
+    model.eval()
+    with torch.no_grad():
+        diff = (theirs(example) - model(example)).abs().max().item()
+    model.train(was_training)
+    if not diff <= tol:
+        raise SystemExit(f"--init {path}: the grown network does not start as the init's function "
+                         f"(logits differ by {diff:.3g}): only residual blocks may be added")
+    return diff
 
 
 def synthesis_arch(cfg):

@@ -20,7 +20,8 @@ synthesis); the loss becomes ``kd_alpha`` x the per-pixel T^2 x KL(teacher || st
 (1 - ``kd_alpha``) x the label loss, both weighted by the labelled pixels' class weights, the
 teacher's logits those of the same image with the same flip, cropped like the input and
 upsampled to full size as the teacher's own graph does. ``--init`` starts from a checkpoint's
-weights (not its optimizer), e.g. a shipped run's ``best.pt``:
+weights (not its optimizer), e.g. a shipped run's ``best.pt``; with ``--init_grow`` the checkpoint
+may be of the same network with fewer residual blocks (the added ones start as the identity):
 
     python3 training/tasks/segment.py --input latent --codec_id ls-f8-q2 --latent_stem synthesis \
         --synth_skip 32 --blocks 4 --init RUN/best.pt --teacher TEACHERS/seg-decoded-ls-f8-q2.npy \
@@ -91,6 +92,8 @@ class Config:
     kd_temperature: float = 1.0
     init: str = ""                      # start from this checkpoint's weights
     init_other_codec: bool = False      # allow --init from a run on another codec (common.load_init)
+    init_grow: bool = False             # allow --init from the same network with fewer residual
+                                        # blocks (common.grow_from; e.g. a larger synth_blocks)
     init_onnx: str = ""                 # rgb / decoded: start from an exported segmenter.onnx
                                         # (onnx_init.py); its BatchNorms stay frozen for the run
     seed: int = 1337
@@ -280,7 +283,8 @@ def main():
     if cfg.init_onnx and cfg.input == "latent":
         raise SystemExit("--init_onnx starts pixel segmenters (rgb, decoded) only")
     if cfg.init and ckpt is None:
-        load_init(model, cfg, arch, "val_miou", codec_parts)
+        load_init(model, cfg, arch, "val_miou", codec_parts,
+                  (Segmenter, example) if cfg.init_grow else None)
     if cfg.init_onnx and ckpt is None:
         load_onnx_weights(model, expand(cfg.init_onnx))
         diff = check_against_onnx(model, expand(cfg.init_onnx), np.asarray(val[0][:2]))

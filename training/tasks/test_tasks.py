@@ -273,6 +273,38 @@ def test_init_from_another_codecs_run_is_refused_unless_asked_and_then_takes_thi
     assert reset == [1]                             # the same codec: its parts are the init's own
 
 
+def test_init_grow_adds_residual_blocks_that_start_as_the_identity_and_refuses_anything_else(tmp_path):
+    from common import load_init
+    os.makedirs(tmp_path / "tasks" / "c")
+    (tmp_path / "tasks" / "c" / "meta.json").write_text('{"codec": {"analysis_sha256": "c"}}')
+    small = segment.arch_of(segment.Config(input="latent", blocks=1, width=16, up="8,8"))
+    torch.manual_seed(0)
+    init = Segmenter(small)
+    with torch.no_grad():                           # no zero scales left: every block does something
+        for v in init.parameters():
+            v.add_(0.1 * torch.randn_like(v))
+    torch.save({"arch": small, "model": init.state_dict(), "codec": {"analysis_sha256": "c"},
+                "best": {"val_miou": 0.5}}, tmp_path / "small.pt")
+    cfg = argparse.Namespace(init=str(tmp_path / "small.pt"), input="latent", cache_dir=str(tmp_path),
+                             codec_id="c", init_other_codec=False)
+    x = torch.randint(-3, 4, (1, 64, 6, 8), dtype=torch.int16)
+    big = segment.arch_of(segment.Config(input="latent", blocks=2, width=16, up="8,8"))
+    with pytest.raises(SystemExit, match="another architecture"):
+        load_init(Segmenter(big), cfg, big, "val_miou", lambda: None)
+    grown = Segmenter(big)
+    load_init(grown, cfg, big, "val_miou", lambda: None, (Segmenter, x))
+    with torch.no_grad():
+        assert torch.allclose(grown.eval()(x), init.eval()(x), atol=1e-5)
+        assert torch.equal(grown.head.blocks[0].conv1[0].weight, init.head.blocks[0].conv1[0].weight)
+    wider = segment.arch_of(segment.Config(input="latent", blocks=2, width=24, up="8,8"))
+    with pytest.raises(SystemExit, match="not a smaller network"):
+        load_init(Segmenter(wider), cfg, wider, "val_miou", lambda: None, (Segmenter, x))
+    not_identity = Segmenter(big)
+    nn.init.ones_(not_identity.head.blocks[1].conv2[1].weight)  # an added block that is not the identity
+    with pytest.raises(SystemExit, match="does not start as the init's function"):
+        load_init(not_identity, cfg, big, "val_miou", lambda: None, (Segmenter, x))
+
+
 @pytest.mark.parametrize("codec", ["ls-f8-q2", "ls-f8-q1"])
 def test_the_shipped_codec_graphs_run_in_torch_give_onnxruntimes_latents(codec):
     import latents
