@@ -122,7 +122,8 @@ def load_init(model, cfg, arch, metric, set_codec_parts, grow=None):
     grown = ""
     if init["arch"] != arch:
         diff = grow_from(model, init["arch"], state, *grow, cfg.init)
-        grown = f", grown from {init['arch']} (logits within {diff:.2g} of the init's)"
+        changed = {k: init["arch"].get(k) for k in arch if init["arch"].get(k) != arch[k]}
+        grown = f", grown from {changed} (logits within {diff:.2g} of the init's)"
     else:
         model.load_state_dict(state)
     if other:
@@ -142,9 +143,10 @@ def grow_from(model, their_arch, state, build, example, path, tol=1e-4):
     extra = sorted(set(state) - set(ours))
     reshaped = sorted(k for k in state if k in ours and ours[k].shape != state[k].shape)
     if extra or reshaped:
+        why = ([f"missing here: {', '.join(extra[:3])}"] if extra else []) + \
+              ([f"other shapes: {', '.join(reshaped[:3])}"] if reshaped else [])
         raise SystemExit(f"--init {path}: not a smaller network of this one's family "
-                         f"({their_arch}; {'missing here: ' + ', '.join(extra[:3]) if extra else ''}"
-                         f"{'other shapes: ' + ', '.join(reshaped[:3]) if reshaped else ''})")
+                         f"({their_arch}; {'; '.join(why)})")
     model.load_state_dict(state, strict=False)
     theirs = build(their_arch)
     theirs.load_state_dict(state)
