@@ -14,12 +14,14 @@ ignoring void (11), optional median-frequency class weights. Evaluation on val a
 resolution (480 x 360): mIoU over the 11 classes, pixel accuracy and per-class IoU, void
 ignored; val selects ``best.pt`` only.
 
-Distillation (latent inputs): ``--teacher`` names a segmenter's logits from ``teacher.py``
-(typically the ``seg-decoded-*`` baseline of the same codec, which reads the same bits through the
-synthesis); the loss becomes ``kd_alpha`` x the per-pixel T^2 x KL(teacher || student at T) +
+Distillation: ``--teacher`` names a segmenter's logits from ``teacher.py`` (for a latent student
+typically the ``seg-decoded-*`` baseline of the same codec, which reads the same bits through the
+synthesis; for a pixel student, e.g. ``seg-rgb``, which read the original pixels); the loss becomes ``kd_alpha`` x the per-pixel T^2 x KL(teacher || student at T) +
 (1 - ``kd_alpha``) x the label loss, both weighted by the labelled pixels' class weights, the
 teacher's logits those of the same image with the same flip, cropped like the input and
-upsampled to full size as the teacher's own graph does. ``--init`` starts from a checkpoint's
+upsampled to full size as the teacher's own graph does. ``--kd_loss channel`` distils each class's
+map over the crop's positions instead (channel-wise distillation, Shu et al. 2021), so that thin
+and small classes weigh no less than large ones. ``--init`` starts from a checkpoint's
 weights (not its optimizer), e.g. a shipped run's ``best.pt``; with ``--init_grow`` the checkpoint
 may be of the same network with fewer residual blocks (the added ones start as the identity):
 
@@ -90,6 +92,8 @@ class Config:
     teacher: str = ""                   # teacher.py's segmenter logits (.npy); "" = no distillation
     kd_alpha: float = 0.5
     kd_temperature: float = 1.0
+    kd_loss: str = "pixel"              # pixel: per-pixel KL over classes | channel: per-class KL
+                                        # over positions (channel-wise distillation, Shu et al. 2021)
     init: str = ""                      # start from this checkpoint's weights
     init_other_codec: bool = False      # allow --init from a run on another codec (common.load_init)
     init_grow: bool = False             # allow --init from the same network with fewer residual
@@ -110,7 +114,8 @@ class Config:
 
 RUNTIME_KEYS = {"cache_dir", "out_dir", "num_threads", "device", "amp", "log_interval",
                 "ckpt_interval_s", "resume", "eval_interval", "val_limit"}
-CHOICES = {"input": INPUTS, "latent_stem": ("plain", "synthesis"), "optimizer": ("sgd", "adamw"), "device": ("auto", "cpu", "cuda"),
+CHOICES = {"input": INPUTS, "latent_stem": ("plain", "synthesis"), "kd_loss": ("pixel", "channel"),
+           "optimizer": ("sgd", "adamw"), "device": ("auto", "cpu", "cuda"),
            "class_weight": ("none", "median-freq")}
 
 
@@ -195,6 +200,18 @@ def distill_loss(logits, teacher_logits, temperature, y, weight):
     return (kl * w).sum() / w.sum().clamp(min=1e-6)
 
 
+def channel_distill_loss(logits, teacher_logits, temperature):
+    """Channel-wise distillation (Shu et al., ICCV 2021): each class's logit map becomes a
+    distribution over the crop's positions, softmax(map / T); the loss is T^2 x KL(teacher ||
+    student) of those distributions, averaged over images and classes. Every class's map counts
+    once, however few pixels it covers, so where the teacher puts a pole or a pedestrian weighs no
+    less than where it puts the road; void pixels count too (the teacher has an answer there)."""
+    t = temperature
+    s = F.log_softmax(logits.flatten(2) / t, 2)
+    q = F.log_softmax(teacher_logits.flatten(2) / t, 2)
+    return (q.exp() * (q - s)).sum(2).mean() * t * t
+
+
 def class_weights(masks, kind):
     """Median-frequency balancing (Eigen & Fergus; SegNet): w_c = median(f) / f_c, where f_c is
     the pixel frequency of class c among labelled pixels."""
@@ -271,8 +288,6 @@ def main():
     weights = class_weights(train[2], cfg.class_weight)
     teacher = None
     if cfg.teacher:
-        if cfg.input != "latent":
-            raise SystemExit("--teacher distils into latent segmenters only")
         teacher = np.load(expand(cfg.teacher), mmap_mode="r")
         want = (len(train[2]), 2, CLASSES, train[2].shape[1] // 2, train[2].shape[2] // 2)
         if teacher.shape != want:
@@ -331,8 +346,9 @@ def main():
         loss = F.cross_entropy(logits, y, weight=w, ignore_index=VOID)
         if teacher is not None:
             t = teacher_at(teacher, where, cfg.crop).to(device)
-            loss = (cfg.kd_alpha * distill_loss(logits, t, cfg.kd_temperature, y, w)
-                    + (1 - cfg.kd_alpha) * loss)
+            kd = (channel_distill_loss(logits, t, cfg.kd_temperature) if cfg.kd_loss == "channel"
+                  else distill_loss(logits, t, cfg.kd_temperature, y, w))
+            loss = cfg.kd_alpha * kd + (1 - cfg.kd_alpha) * loss
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

@@ -109,6 +109,21 @@ def test_segmentation_crops_of_latents_and_masks_stay_aligned():
     assert torch.equal(segment.teacher_at(teacher, where, cfg.crop).argmax(1), y)
 
 
+def test_a_pixel_segmenters_crops_and_its_teachers_stay_aligned_with_the_masks():
+    cfg = segment.Config(input="decoded", batch_size=4, crop=2)
+    blocks = np.random.default_rng(0).integers(0, 11, (2, 4, 5))
+    masks = np.kron(blocks, np.ones((8, 8), np.int64)).astype(np.uint8)   # one label per 8x8 block
+    pixels = np.repeat(masks[..., None], 3, axis=3)                         # every pixel says its label
+    x, y, where = segment.batch_at(5, cfg, (pixels, None, masks))
+    assert where[1].any() and not where[1].all()                            # flipped and unflipped crops
+    assert torch.equal((x[:, 0] * 255).round().long(), y)
+    # the teacher's half-resolution logits of the image and of its flip, one-hot of the labels
+    onehot = [np.stack([np.eye(11, dtype=np.float16)[m[::2, ::2]].transpose(2, 0, 1) * 10
+                        for m in ms]) for ms in (masks, masks[:, :, ::-1])]
+    got = segment.teacher_at(np.stack(onehot, 1), where, cfg.crop).argmax(1)
+    assert torch.equal(got, y)
+
+
 def test_segmentation_distillation_is_zero_at_the_teacher_and_ignores_void():
     t = torch.randn(2, 11, 4, 4)
     y = torch.randint(0, 11, (2, 4, 4))
@@ -118,6 +133,22 @@ def test_segmentation_distillation_is_zero_at_the_teacher_and_ignores_void():
     assert segment.distill_loss(other, t, 1.0, y, w).item() > 1e-3
     void = torch.full_like(y, segment.VOID)
     assert segment.distill_loss(other, t, 1.0, void, w).item() == 0.0
+
+
+def test_channel_distillation_weighs_a_small_class_no_less_than_a_large_one():
+    torch.manual_seed(0)
+    t = torch.randn(2, segment.CLASSES, 16, 16)
+    assert segment.channel_distill_loss(t.clone(), t, 1.0).abs().item() < 1e-5
+    # a constant added to a class's map changes no distribution over positions
+    assert segment.channel_distill_loss(t + torch.arange(11.0).view(1, 11, 1, 1), t, 1.0).abs().item() < 1e-5
+    # the teacher puts class 2 on one pixel and class 0 on a quarter of the crop: a student that
+    # misses the one pixel loses no less than one that misses the quarter, 64 times its area
+    big, small = torch.zeros(1, 11, 16, 16), torch.zeros(1, 11, 16, 16)
+    big[0, 0, :8, :8] = small[0, 2, 5, 5] = 10.0
+    teacher = big + small
+    miss_big = segment.channel_distill_loss(small, teacher, 1.0).item()
+    miss_small = segment.channel_distill_loss(big, teacher, 1.0).item()
+    assert miss_small >= miss_big > 1e-2
 
 
 def test_miou_ignores_absent_classes_and_counts_pixel_accuracy():
