@@ -156,20 +156,39 @@ class UpStage(nn.Module):
         return self.pw(self.dw(x))
 
 
+class FuseBlock(nn.Module):
+    """A bottleneck residual block (1x1 to ``mid``, 3x3, 1x1 back) on the head's 1/4-resolution
+    features joined with the skip: the two meet in a 3x3 convolution at 1/4, where otherwise they
+    meet only in the next stage's depthwise 3x3 and 1x1 at 1/2 (the DeepLabv3+ decoder's point:
+    context from 1/8 and detail from 1/4 combined spatially). Its last BatchNorm's scale starts at
+    zero, so the block starts as the identity (its input is post-ReLU) and a network grows it."""
+
+    def __init__(self, c, mid):
+        super().__init__()
+        self.body = nn.Sequential(conv_bn(c, mid, 1), conv_bn(mid, mid, 3), conv_bn(mid, c, 1, relu=False))
+        nn.init.zeros_(self.body[2][1].weight)
+
+    def forward(self, x):
+        return F.relu(x + self.body(x))
+
+
 class SegHead(nn.Module):
     """At 1/8: a 3x3 conv to ``width``, BasicBlocks (dilation 1, 2, ...), ASPP-lite; then one
     x2 upsampling stage per entry of ``up`` (its channels), a 1x1 classifier, and bilinear
     upsampling of the logits for the rest of the way to full resolution (with two stages: x2 from
     1/2, where refining 11-class logits costs far less than refining features). With ``skip`` > 0,
     that many channels of 1/4-resolution features (the synthesis stem's) join the first stage's
-    output before the second stage."""
+    output before the second stage; with ``fuse`` > 0 as well, a FuseBlock of that bottleneck width
+    combines them at 1/4 before that stage."""
 
-    def __init__(self, cin, width, blocks, up, classes, skip=0):
+    def __init__(self, cin, width, blocks, up, classes, skip=0, fuse=0):
         super().__init__()
         if len(up) > 3:
             raise ValueError("at most three x2 stages from 1/8")
         if skip and len(up) < 2:
             raise ValueError("a 1/4-resolution skip needs at least two x2 stages")
+        if fuse and not skip:
+            raise ValueError("a fuse block joins the 1/4-resolution skip: it needs one")
         self.inp = conv_bn(cin, width, 3)
         self.blocks = nn.Sequential(*[BasicBlock(width, width, dilation=1 + i)
                                       for i in range(blocks)])
@@ -177,6 +196,7 @@ class SegHead(nn.Module):
         chans = [width] + list(up)
         self.up = nn.Sequential(*[UpStage(chans[i] + (skip if i == 1 else 0), chans[i + 1])
                                   for i in range(len(up))])
+        self.fuse = FuseBlock(chans[1] + skip, fuse) if fuse else None
         self.cls = nn.Conv2d(chans[-1], classes, 1)
         self.rest = 2 ** (3 - len(up))
 
@@ -186,6 +206,8 @@ class SegHead(nn.Module):
         for i, stage_ in enumerate(self.up):
             if i == 1 and skip is not None:
                 x = torch.cat([x, skip], 1)
+                if self.fuse is not None:
+                    x = self.fuse(x)
             x = stage_(x)
         logits = self.cls(x)
         if self.rest == 1:
@@ -261,7 +283,8 @@ class Segmenter(nn.Module):
             self.stem, cin = LatentInput(arch["latent_channels"]), arch["latent_channels"]
         else:
             self.stem, cin = seg_rgb_stem(arch), arch["stem_widths"][-1]
-        self.head = SegHead(cin, arch["width"], arch["blocks"], arch["up"], arch["classes"], skip)
+        self.head = SegHead(cin, arch["width"], arch["blocks"], arch["up"], arch["classes"], skip,
+                            arch.get("fuse", 0))
 
     def forward(self, x):
         x = self.stem(x)

@@ -75,6 +75,8 @@ class Config:
     synth_out: int = 64                 # synthesis stem: channels of its 1/8 branch
     synth_skip: int = 0                 # synthesis stem: > 0 also feeds its 1/4 features (1x1 to
                                         # this many channels) to the head's 1/4 stage
+    fuse: int = 0                       # synthesis stem with a skip: > 0 adds a bottleneck residual
+                                        # block of this width where the skip joins the head at 1/4
     synth_train: bool = False           # synthesis stem: fine-tune the codec's transposed conv
     synth_blocks: int = 0               # synthesis stem: BasicBlocks at 1/4 (after a 1x1 conv to
     synth_block_width: int = 48         # this width), before its 1/8 branch and its skip
@@ -120,11 +122,15 @@ CHOICES = {"input": INPUTS, "latent_stem": ("plain", "synthesis"), "kd_loss": ("
 
 
 def arch_of(cfg):
+    if cfg.fuse and not (cfg.input == "latent" and cfg.latent_stem == "synthesis" and cfg.synth_skip):
+        raise SystemExit("--fuse joins the synthesis stem's 1/4 skip: it needs --latent_stem "
+                         "synthesis and --synth_skip")
     return {"task": "segment", "input": cfg.input, "classes": CLASSES, "latent_channels": 64,
             "width": cfg.width, "blocks": cfg.blocks, "up": int_list(cfg.up),
             "stem_widths": int_list(cfg.stem_widths),
             **({**synthesis_arch(cfg),
                 **({"synth_skip": cfg.synth_skip} if cfg.synth_skip else {}),
+                **({"fuse": cfg.fuse} if cfg.fuse else {}),
                 **({"synth_train": True} if cfg.synth_train else {})}
                if cfg.input == "latent" and cfg.latent_stem == "synthesis" else {})}
 

@@ -13,8 +13,8 @@ import classify  # noqa: E402
 import export  # noqa: E402
 import pack  # noqa: E402
 import segment  # noqa: E402
-from common import apply_overrides, count_macs, make_optimizer, parse_overrides  # noqa: E402
-from nets import Classifier, Segmenter  # noqa: E402
+from common import apply_overrides, count_macs, grow_from, make_optimizer, parse_overrides  # noqa: E402
+from nets import Classifier, SegHead, Segmenter  # noqa: E402
 
 torch.set_num_threads(1)
 
@@ -162,6 +162,7 @@ def test_miou_ignores_absent_classes_and_counts_pixel_accuracy():
 
 SYNTH_SKIP = dict(latent_stem="synthesis", synth_skip=32, blocks=4)   # seg-latent-ls-f8-q1 0.3.0
 SYNTH_BLOCK = dict(SYNTH_SKIP, synth_blocks=1)                         # seg-latent-ls-f8-q2 0.5.0
+SYNTH_FUSE = dict(SYNTH_SKIP, synth_blocks=2, fuse=48)                 # a fuse block at 1/4
 
 
 @pytest.mark.parametrize("train", [False, True])
@@ -185,6 +186,7 @@ def test_the_synthesis_stem_is_frozen_unless_asked_and_its_blocks_feed_both_bran
                                             ("segment", "latent", {}), ("segment", "rgb", {}),
                                             ("segment", "latent", SYNTH_SKIP),
                                             ("segment", "latent", SYNTH_BLOCK),
+                                            ("segment", "latent", SYNTH_FUSE),
                                             ("classify", "latent", dict(latent_stem="synthesis",
                                                                         latent_kernel=1, blocks="1,2,2"))])
 def test_exported_graphs_follow_the_contract_and_match_torch(task, inp, extra):
@@ -334,6 +336,33 @@ def test_init_grow_adds_residual_blocks_that_start_as_the_identity_and_refuses_a
     nn.init.ones_(not_identity.head.blocks[1].conv2[1].weight)  # an added block that is not the identity
     with pytest.raises(SystemExit, match="does not start as the init's function"):
         load_init(not_identity, cfg, big, "val_miou", lambda: None, (Segmenter, x))
+
+
+def test_a_fuse_block_joins_the_skip_at_a_quarter_and_grows_from_a_head_without_one():
+    for no_skip in (dict(input="latent", fuse=48), dict(SYNTH_BLOCK, synth_skip=0, fuse=48),
+                    dict(input="decoded", fuse=48)):
+        with pytest.raises(SystemExit, match="needs --latent_stem synthesis and --synth_skip"):
+            segment.arch_of(segment.Config(**no_skip))
+    with pytest.raises(ValueError, match="needs one"):
+        SegHead(64, 16, 1, [8, 8], 11, skip=0, fuse=8)
+    without = segment.arch_of(segment.Config(**SYNTH_BLOCK))
+    with_fuse = segment.arch_of(segment.Config(**dict(SYNTH_BLOCK, fuse=16)))
+    assert with_fuse["fuse"] == 16 and "fuse" not in without
+    torch.manual_seed(0)
+    init = Segmenter(without).eval()
+    with torch.no_grad():                            # no zero scales left anywhere
+        for v in init.parameters():
+            v.add_(0.05 * torch.randn_like(v))
+    grown = Segmenter(with_fuse).eval()
+    y = torch.randint(-3, 4, (2, 64, 5, 6), dtype=torch.int16)
+    diff = grow_from(grown, without, init.state_dict(), Segmenter, y, "init.pt")
+    assert diff <= 1e-4
+    # the block sits on the 1/4 features joined with the skip (64 + 32 channels) and does work
+    # once trained: a nonzero last scale changes the logits
+    assert grown.head.fuse.body[0][0].in_channels == 64 + 32
+    with torch.no_grad():
+        grown.head.fuse.body[2][1].weight.fill_(1.0)
+        assert (grown(y) - init(y)).abs().max().item() > 1e-3
 
 
 @pytest.mark.parametrize("codec", ["ls-f8-q2", "ls-f8-q1"])
