@@ -16,11 +16,12 @@ ignored; val selects ``best.pt`` only.
 
 Distillation: ``--teacher`` names a segmenter's logits from ``teacher.py`` (for a latent student
 typically the ``seg-decoded-*`` baseline of the same codec, which reads the same bits through the
-synthesis; for a pixel student, e.g. ``seg-rgb``, which read the original pixels); the loss becomes ``kd_alpha`` x the per-pixel T^2 x KL(teacher || student at T) +
-(1 - ``kd_alpha``) x the label loss, both weighted by the labelled pixels' class weights, the
-teacher's logits those of the same image with the same flip, cropped like the input and
-upsampled to full size as the teacher's own graph does. ``--kd_loss channel`` distils each class's
-map over the crop's positions instead (channel-wise distillation, Shu et al. 2021), so that thin
+synthesis; for a pixel student, e.g. ``seg-rgb``, which read the original pixels); the loss
+becomes ``kd_alpha`` x the per-pixel T^2 x KL(teacher || student at T) + (1 - ``kd_alpha``) x
+the label loss, both weighted by the labelled pixels' class weights, the teacher's logits those
+of the same image with the same flip, cropped like the input and upsampled to full size as the
+teacher's own graph does. ``--kd_loss channel`` distils each class's map over the crop's positions
+instead (channel-wise distillation, Shu et al. 2021), so that thin
 and small classes weigh no less than large ones. ``--init`` starts from a checkpoint's
 weights (not its optimizer), e.g. a shipped run's ``best.pt``; with ``--init_grow`` the checkpoint
 may be of the same network with fewer residual blocks (the added ones start as the identity):
@@ -293,6 +294,8 @@ def main():
           f"train {len(train[2])}, val {len(val[2])}", flush=True)
     weights = class_weights(train[2], cfg.class_weight)
     teacher = None
+    if cfg.kd_loss != "pixel" and not cfg.teacher:
+        raise SystemExit(f"--kd_loss {cfg.kd_loss} distils from a teacher: give --teacher")
     if cfg.teacher:
         teacher = np.load(expand(cfg.teacher), mmap_mode="r")
         want = (len(train[2]), 2, CLASSES, train[2].shape[1] // 2, train[2].shape[2] // 2)
