@@ -21,10 +21,10 @@ becomes ``kd_alpha`` x the per-pixel T^2 x KL(teacher || student at T) + (1 - ``
 the label loss, both weighted by the labelled pixels' class weights, the teacher's logits those
 of the same image with the same flip, cropped like the input and upsampled to full size as the
 teacher's own graph does. ``--kd_loss channel`` distils each class's map over the crop's positions
-instead (channel-wise distillation, Shu et al. 2021), so that thin
-and small classes weigh no less than large ones. ``--init`` starts from a checkpoint's
-weights (not its optimizer), e.g. a shipped run's ``best.pt``; with ``--init_grow`` the checkpoint
-may be of the same network with fewer residual blocks (the added ones start as the identity):
+instead (channel-wise distillation, Shu et al. 2021), so that thin and small classes weigh no less
+than large ones. ``--init`` starts from a checkpoint's weights (not its optimizer), e.g. a shipped
+run's ``best.pt``; with ``--init_grow`` the checkpoint may be of the same network with fewer
+residual blocks (the added ones start as the identity):
 
     python3 training/tasks/segment.py --input latent --codec_id ls-f8-q2 --latent_stem synthesis \
         --synth_skip 32 --blocks 4 --init RUN/best.pt --teacher TEACHERS/seg-decoded-ls-f8-q2.npy \
@@ -122,10 +122,20 @@ CHOICES = {"input": INPUTS, "latent_stem": ("plain", "synthesis"), "kd_loss": ("
            "class_weight": ("none", "median-freq")}
 
 
-def arch_of(cfg):
+def check_config(cfg):
+    """Refuses options that contradict each other, before any data is read or any folder made."""
     if cfg.fuse and not (cfg.input == "latent" and cfg.latent_stem == "synthesis" and cfg.synth_skip):
         raise SystemExit("--fuse joins the synthesis stem's 1/4 skip: it needs --latent_stem "
                          "synthesis and --synth_skip")
+    if cfg.kd_loss != "pixel" and not cfg.teacher:
+        raise SystemExit(f"--kd_loss {cfg.kd_loss} distils from a teacher: give --teacher")
+    if cfg.init and cfg.init_onnx:
+        raise SystemExit("--init and --init_onnx exclude each other")
+    if cfg.init_onnx and cfg.input == "latent":
+        raise SystemExit("--init_onnx starts pixel segmenters (rgb, decoded) only")
+
+
+def arch_of(cfg):
     return {"task": "segment", "input": cfg.input, "classes": CLASSES, "latent_channels": 64,
             "width": cfg.width, "blocks": cfg.blocks, "up": int_list(cfg.up),
             "stem_widths": int_list(cfg.stem_widths),
@@ -214,9 +224,9 @@ def channel_distill_loss(logits, teacher_logits, temperature):
     once, however few pixels it covers, so where the teacher puts a pole or a pedestrian weighs no
     less than where it puts the road; void pixels count too (the teacher has an answer there)."""
     t = temperature
-    s = F.log_softmax(logits.flatten(2) / t, 2)
-    q = F.log_softmax(teacher_logits.flatten(2) / t, 2)
-    return (q.exp() * (q - s)).sum(2).mean() * t * t
+    kl = F.kl_div(F.log_softmax(logits.flatten(2) / t, 2), F.log_softmax(teacher_logits.flatten(2) / t, 2),
+                  reduction="none", log_target=True).sum(2)
+    return kl.mean() * t * t
 
 
 def class_weights(masks, kind):
@@ -276,6 +286,7 @@ def main():
     cfg = apply_overrides(Config(), raw, CHOICES)
     cfg.run_name = cfg.run_name or default_run_name(cfg)
     cfg, ckpt = resolve_run(Config, cfg, raw, RUNTIME_KEYS)
+    check_config(cfg)
     os.makedirs(cfg.out_dir, exist_ok=True)
     print(json.dumps(dataclasses.asdict(cfg)), flush=True)
     torch.set_num_threads(cfg.num_threads)
@@ -294,18 +305,12 @@ def main():
           f"train {len(train[2])}, val {len(val[2])}", flush=True)
     weights = class_weights(train[2], cfg.class_weight)
     teacher = None
-    if cfg.kd_loss != "pixel" and not cfg.teacher:
-        raise SystemExit(f"--kd_loss {cfg.kd_loss} distils from a teacher: give --teacher")
     if cfg.teacher:
         teacher = np.load(expand(cfg.teacher), mmap_mode="r")
         want = (len(train[2]), 2, CLASSES, train[2].shape[1] // 2, train[2].shape[2] // 2)
         if teacher.shape != want:
             raise SystemExit(f"{cfg.teacher}: shape {teacher.shape}, expected {want} "
                              "(teacher.py on these train arrays)")
-    if cfg.init and cfg.init_onnx:
-        raise SystemExit("--init and --init_onnx exclude each other")
-    if cfg.init_onnx and cfg.input == "latent":
-        raise SystemExit("--init_onnx starts pixel segmenters (rgb, decoded) only")
     if cfg.init and ckpt is None:
         load_init(model, cfg, arch, "val_miou", codec_parts,
                   (Segmenter, example) if cfg.init_grow else None)

@@ -149,6 +149,8 @@ def test_channel_distillation_weighs_a_small_class_no_less_than_a_large_one():
     miss_big = segment.channel_distill_loss(small, teacher, 1.0).item()
     miss_small = segment.channel_distill_loss(big, teacher, 1.0).item()
     assert miss_small >= miss_big > 1e-2
+    with pytest.raises(SystemExit, match="give --teacher"):
+        segment.check_config(segment.Config(kd_loss="channel"))
 
 
 def test_miou_ignores_absent_classes_and_counts_pixel_accuracy():
@@ -342,7 +344,7 @@ def test_a_fuse_block_joins_the_skip_at_a_quarter_and_grows_from_a_head_without_
     for no_skip in (dict(input="latent", fuse=48), dict(SYNTH_BLOCK, synth_skip=0, fuse=48),
                     dict(input="decoded", fuse=48)):
         with pytest.raises(SystemExit, match="needs --latent_stem synthesis and --synth_skip"):
-            segment.arch_of(segment.Config(**no_skip))
+            segment.check_config(segment.Config(**no_skip))
     with pytest.raises(ValueError, match="needs one"):
         SegHead(64, 16, 1, [8, 8], 11, skip=0, fuse=8)
     without = segment.arch_of(segment.Config(**SYNTH_BLOCK))
