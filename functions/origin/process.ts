@@ -42,7 +42,20 @@ export class OriginExitError extends Error {
  * await origin.stop();
  */
 export async function startOrigin(env: Record<string, string>, options: { timeoutMs?: number } = {}): Promise<OriginProcess> {
-  const port = env.ORIGIN_PORT ? Number(env.ORIGIN_PORT) : await freePort();
+  if (env.ORIGIN_PORT) return startOriginOn(Number(env.ORIGIN_PORT), env, options);
+  // freePort's port is free when it answers, not when the child binds it: another process may take
+  // it in between (seen in CI with the test files' servers starting in parallel). Only that
+  // failure is retried, on a new port; a given ORIGIN_PORT is never replaced.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startOriginOn(await freePort(), env, options);
+    } catch (e) {
+      if (attempt >= 3 || !(e instanceof OriginExitError && e.stderr.includes('EADDRINUSE'))) throw e;
+    }
+  }
+}
+
+async function startOriginOn(port: number, env: Record<string, string>, options: { timeoutMs?: number }): Promise<OriginProcess> {
   const child = spawn(process.execPath, ['--import', 'tsx', MAIN], {
     cwd: REPO,
     env: { ...process.env, ORIGIN_HOST: '127.0.0.1', ...env, ORIGIN_PORT: String(port) },

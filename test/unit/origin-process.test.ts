@@ -3,6 +3,8 @@
  * fixture manifest, spoken to over real HTTP with signed requests: the edge's view of it.
  */
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -199,6 +201,21 @@ describe('refusing to start', () => {
     expect(e).toBeInstanceOf(OriginExitError);
     expect((e as OriginExitError).exitCode).toBe(2);
     expect((e as OriginExitError).stderr).toContain('ORIGIN_HMAC_SECRET is not set');
+  });
+
+  it('reports a port in use as OriginExitError, and never moves a given ORIGIN_PORT elsewhere', async () => {
+    // An HTTP server that is not ready, so the wait for readiness can only end with the child's exit.
+    const taken = createServer((_req, res) => res.writeHead(503).end());
+    await new Promise<void>((r) => taken.listen(0, '127.0.0.1', r));
+    const { port } = taken.address() as AddressInfo;
+    try {
+      const e = await startOrigin({ ...BASE_ENV, ORIGIN_PORT: String(port) }).catch((x: OriginExitError) => x);
+      expect(e).toBeInstanceOf(OriginExitError);
+      expect((e as OriginExitError).stderr).toContain('EADDRINUSE');
+    } finally {
+      taken.closeAllConnections();
+      await new Promise((r) => taken.close(r));
+    }
   });
 
   it('refuses a model file whose sha256 differs from the manifest', async () => {
