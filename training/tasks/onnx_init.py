@@ -1,4 +1,4 @@
-"""Start a pixel segmenter's run from a shipped ONNX file when its training checkpoint is gone.
+"""Start a segmenter's run from a shipped ONNX file when its training checkpoint is gone.
 
     python3 training/tasks/segment.py --input decoded --codec_id ls-f8-q3 \\
         --init_onnx models/baselines/seg-rgb/segmenter.onnx --steps 2500 --lr 5e-4 ...
@@ -14,6 +14,11 @@ export folds them again as before.
 The graph's convolutions are matched to the network's in order, shape by shape, and the result is
 checked against onnxruntime on real inputs (``check_against_onnx``): the logits before the final
 upsampling must agree. A graph of another architecture fails there, not silently.
+
+A latent segmenter with a synthesis stem (``nets.SynthesisStem``) begins with its codec's first
+synthesis layer, a transposed convolution and the inverse GDN's 1x1 convolution. Those are not
+learnt: the run sets them from its codec (``common.set_codec_parts``), so the graph's copies must
+equal them (within fp16 storage) and are then passed over; a graph made for another codec fails.
 """
 import os
 import sys
@@ -25,14 +30,26 @@ import torch.nn as nn
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))  # onnx_subpixel
 
 
-def graph_convs(path):
-    """[(weight, bias or None)] of the graph's Conv nodes in node order, as float32 arrays
-    (onnx_subpixel.conv_layers, which widens the exporter's fp16 initialisers)."""
+def graph_convs(path, model):
+    """[(weight, bias or None)] of the graph's learnt Conv nodes in node order, as float32 arrays
+    (onnx_subpixel.conv_layers, which widens the exporter's fp16 initialisers). For a network with
+    a synthesis stem the graph's first two layers are the codec's (see the module docstring)."""
     import onnx
+    from nets import synthesis_stem
     from onnx_subpixel import conv_layers
     layers = conv_layers(onnx.load(path))
+    stem = synthesis_stem(model)
+    if stem is not None:
+        if len(layers) < 2 or [op for op, _ in layers[:2]] != ["ConvTranspose", "Conv"]:
+            raise SystemExit(f"{path}: does not begin with a synthesis layer; the network's stem does")
+        codec = [stem.deconv.weight, stem.deconv.bias, stem.gamma, stem.beta]
+        theirs = layers[0][1] + layers[1][1]
+        if any(tuple(c.shape) != t.shape or not np.allclose(c.detach().numpy(), t, rtol=2e-3, atol=1e-4)
+               for c, t in zip(codec, theirs)):
+            raise SystemExit(f"{path}: its synthesis layer is not this run's codec's")
+        layers = layers[2:]
     if any(op != "Conv" for op, _ in layers):
-        raise SystemExit(f"{path}: a transposed convolution; pixel segmenters have none")
+        raise SystemExit(f"{path}: a transposed convolution where the network has none")
     return [(a[0], a[1] if len(a) > 1 else None) for _, a in layers]
 
 
@@ -57,7 +74,7 @@ def load_onnx_weights(model, path):
     """Copies the graph's folded convolutions into ``model`` (see the module docstring), matched to
     the network's Conv2d modules in the order a forward pass runs them (the graph's node order);
     every pair must agree in shape."""
-    weights = graph_convs(path)
+    weights = graph_convs(path, model)
     slots = conv_slots(model)
     if len(weights) != len(slots):
         raise SystemExit(f"{path}: {len(weights)} convolutions, the network has {len(slots)}")
@@ -89,13 +106,28 @@ def execution_order(model, slots):
     was = model.training
     model.eval()
     with torch.no_grad():
-        model(torch.zeros(1, 3, 64, 64))
+        model(example_input(model))
     model.train(was)
     for h in hooks:
         h.remove()
     if len(ran) != len(slots):
         raise SystemExit(f"a forward pass ran {len(ran)} of the network's {len(slots)} convolutions")
     return ran
+
+
+def example_input(model):
+    """A small input of the network's kind: int16 latents or an RGB image."""
+    from nets import latent_input
+    scale = latent_input(model)
+    if scale is not None:
+        return torch.zeros(1, scale.scale.shape[0], 8, 8, dtype=torch.int16)
+    return torch.zeros(1, 3, 64, 64)
+
+
+def as_input(x):
+    """uint8 [N,H,W,3] pixels -> float NCHW in [0,1]; int16 latents [N,C,h,w] as they are."""
+    t = torch.from_numpy(np.array(x))                # a copy: memory-mapped arrays are read-only
+    return t if t.dtype == torch.int16 else t.permute(0, 3, 1, 2).float() / 255.0
 
 
 def freeze_batchnorm(model):
@@ -106,12 +138,12 @@ def freeze_batchnorm(model):
 
 
 def check_against_onnx(model, path, x, tol=0.05):
-    """Runs ``x`` (uint8 [N,H,W,3] pixels) through the network and through the graph with
-    onnxruntime; raises unless the logits before the final upsampling agree within ``tol`` (fp16
-    weights) and returns the largest difference."""
+    """Runs ``x`` (uint8 [N,H,W,3] pixels or int16 latents) through the network and through the
+    graph with onnxruntime; raises unless the logits before the final upsampling agree within
+    ``tol`` (fp16 weights) and returns the largest difference."""
     from teacher import OnnxTeacher
-    ref = OnnxTeacher(path, 1)
-    t = torch.from_numpy(np.ascontiguousarray(x)).permute(0, 3, 1, 2).float() / 255.0
+    t = as_input(x)
+    ref = OnnxTeacher(path, 1, latents=t.dtype == torch.int16)
     want = ref(t).float()
     got = []
     hook = model.head.cls.register_forward_hook(lambda m, i, o: got.append(o))

@@ -101,8 +101,10 @@ class Config:
     init_other_codec: bool = False      # allow --init from a run on another codec (common.load_init)
     init_grow: bool = False             # allow --init from the same network with fewer residual
                                         # blocks (common.grow_from; e.g. a larger synth_blocks)
-    init_onnx: str = ""                 # rgb / decoded: start from an exported segmenter.onnx
-                                        # (onnx_init.py); its BatchNorms stay frozen for the run
+    init_onnx: str = ""                 # start from an exported segmenter.onnx (onnx_init.py);
+                                        # its BatchNorms stay frozen for the run
+    freeze_bn: bool = False             # keep every BatchNorm frozen: an --init whose BatchNorms
+                                        # came folded from a graph (stitch.py, or a run of --init_onnx)
     seed: int = 1337
     # runtime
     eval_interval: int = 500
@@ -131,8 +133,15 @@ def check_config(cfg):
         raise SystemExit(f"--kd_loss {cfg.kd_loss} distils from a teacher: give --teacher")
     if cfg.init and cfg.init_onnx:
         raise SystemExit("--init and --init_onnx exclude each other")
-    if cfg.init_onnx and cfg.input == "latent":
-        raise SystemExit("--init_onnx starts pixel segmenters (rgb, decoded) only")
+
+
+def check_init_batchnorm(cfg):
+    """An --init whose BatchNorms came folded from a graph (stitch.py; a run of --init_onnx) is
+    only right with their statistics frozen: refused without --freeze_bn."""
+    if torch.load(expand(cfg.init), map_location="cpu", weights_only=False).get("frozen_bn") \
+            and not cfg.freeze_bn:
+        raise SystemExit(f"--init {cfg.init}: its BatchNorms were folded from a graph and must "
+                         "stay frozen: add --freeze_bn")
 
 
 def arch_of(cfg):
@@ -270,10 +279,15 @@ def evaluate(model, val, cfg, device):
     return {**{f"val_{k}": v for k, v in scores(conf).items()}, "val_n": n}
 
 
+def frozen_bn(cfg):
+    """Whether the run keeps its BatchNorms frozen: started from an ONNX file, or told to."""
+    return bool(cfg.init_onnx or cfg.freeze_bn)
+
+
 def train_mode(model, cfg):
     """model.train(), with the BatchNorms of a run started from an ONNX file kept frozen."""
     model.train()
-    if cfg.init_onnx:
+    if frozen_bn(cfg):
         freeze_batchnorm(model)
 
 
@@ -312,6 +326,7 @@ def main():
             raise SystemExit(f"{cfg.teacher}: shape {teacher.shape}, expected {want} "
                              "(teacher.py on these train arrays)")
     if cfg.init and ckpt is None:
+        check_init_batchnorm(cfg)
         load_init(model, cfg, arch, "val_miou", codec_parts,
                   (Segmenter, example) if cfg.init_grow else None)
     if cfg.init_onnx and ckpt is None:
@@ -339,7 +354,8 @@ def main():
         """ckpt.pt resumes (optimizer included); best.pt holds weights only (~12 MB, exportable)."""
         state = {"optimizer": opt.state_dict()} if resumable else {}
         save_atomic({"model": model.state_dict(), **state, "step": step, "best": best,
-                     "history": history, "config": dataclasses.asdict(cfg), **meta}, path)
+                     "history": history, "config": dataclasses.asdict(cfg),
+                     "frozen_bn": frozen_bn(cfg), **meta}, path)
 
     log = open(os.path.join(cfg.out_dir, "train.log.jsonl"), "a")
     w = weights.to(device) if weights is not None else None

@@ -44,7 +44,9 @@ class OnnxTeacher:
     pre-softmax logits, or a segmenter's logits before the in-graph upsampling to full size (the
     input of the Resize that feeds its ArgMax), i.e. at the head's own 1/2 resolution."""
 
-    def __init__(self, path, num_threads):
+    def __init__(self, path, num_threads, latents=False):
+        """``latents``: the graph reads int16 latents (a latent segmenter, for onnx_init's check)
+        rather than pixels."""
         import onnx
         import onnxruntime as ort
         proto = onnx.load(path)
@@ -66,12 +68,14 @@ class OnnxTeacher:
         self.session = ort.InferenceSession(proto.SerializeToString(), opts,
                                             providers=["CPUExecutionProvider"])
         inp = self.session.get_inputs()[0]
-        if inp.type != "tensor(float)" or len(inp.shape) != 4 or inp.shape[1] != 3:
-            raise SystemExit(f"{path}: input {inp.name} {inp.type} {inp.shape} is not an RGB image batch")
+        want, what = ("tensor(int16)", "latent batch") if latents else ("tensor(float)", "RGB image batch")
+        if inp.type != want or len(inp.shape) != 4 or (not latents and inp.shape[1] != 3):
+            raise SystemExit(f"{path}: input {inp.name} {inp.type} {inp.shape} is not an {what}")
         self.input = inp.name
 
     def __call__(self, x):
-        """x: float NCHW in [0,1] -> logits [N, classes] (classifier) or [N, classes, H/2, W/2]."""
+        """x: float NCHW in [0,1] (or int16 latents) -> logits [N, classes] (classifier) or
+        [N, classes, H/2, W/2] (segmenter)."""
         return torch.from_numpy(self.session.run([self.logits], {self.input: x.numpy()})[0])
 
 

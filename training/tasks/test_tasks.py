@@ -456,3 +456,97 @@ def test_a_pixel_segmenter_rebuilt_from_its_onnx_file_computes_what_the_trained_
     assert onnx_init.check_against_onnx(rebuilt, path, pixels) < 1e-4
     with pytest.raises(SystemExit):         # another architecture fails on shapes, not silently
         onnx_init.load_onnx_weights(Segmenter(segment.arch_of(segment.Config(input="decoded", blocks=3))), path)
+
+
+def codec_layer(net):
+    """A synthesis layer of the codec's shape (the inverse GDN's parameters positive)."""
+    stem = net.stem
+    rng = np.random.default_rng(1)
+    w = rng.normal(0, 0.05, stem.deconv.weight.shape).astype(np.float32)
+    b = rng.normal(0, 0.05, stem.deconv.bias.shape).astype(np.float32)
+    gamma = rng.uniform(0.0, 0.01, stem.gamma.shape).astype(np.float32)
+    beta = rng.uniform(0.5, 1.5, stem.beta.shape).astype(np.float32)
+    return w, b, gamma, beta
+
+
+def test_a_latent_segmenter_rebuilt_from_its_onnx_file_computes_what_the_trained_network_did(tmp_path):
+    import onnx_init
+    torch.manual_seed(0)
+    arch = segment.arch_of(segment.Config(**SYNTH_BLOCK))
+    net = Segmenter(arch).eval()
+    layer = codec_layer(net)
+    for m in net.modules():                         # BatchNorms that folding must carry over
+        if isinstance(m, nn.BatchNorm2d):
+            m.weight.data.uniform_(0.5, 1.5)
+            m.bias.data.normal_(0, 0.1)
+            m.running_mean.normal_(0, 0.1)
+            m.running_var.uniform_(0.5, 2.0)
+    exported_teacher_path = tmp_path / "model.onnx"
+    net.stem.load_synthesis(*layer)
+    net.stem.latents.scale.uniform_(0.2, 1.0)
+    wrapper, example, in_spec, out_specs, dynamic, _ = export.graph_spec(arch)
+    proto = export.to_onnx(wrapper(net).eval(), example, in_spec, out_specs, dynamic)
+    exported_teacher_path.write_bytes(proto.SerializeToString())
+    path = str(exported_teacher_path)
+    y = torch.from_numpy(np.random.default_rng(0).integers(-4, 5, (2, 64, 6, 7)).astype(np.int16))
+    with torch.no_grad():
+        want = net(y)
+    assert want.abs().mean() > 0.02          # logits that a wrong weight would move
+    rebuilt = Segmenter(arch)
+    rebuilt.stem.load_synthesis(*layer)             # a run sets these from its codec first
+    rebuilt.stem.latents.scale.copy_(net.stem.latents.scale)
+    onnx_init.load_onnx_weights(rebuilt, path)
+    segment.train_mode(rebuilt, segment.Config(init_onnx=path, **SYNTH_BLOCK))
+    with torch.no_grad():
+        np.testing.assert_allclose(rebuilt(y).numpy(), want.numpy(), atol=1e-4 * float(want.abs().max()))
+    assert onnx_init.check_against_onnx(rebuilt, path, y.numpy()) < 1e-3
+    other = Segmenter(arch)                         # another codec's synthesis layer is refused
+    other.stem.load_synthesis(*[a * 1.5 for a in layer])
+    with pytest.raises(SystemExit, match="not this run's codec"):
+        onnx_init.load_onnx_weights(other, path)
+
+
+def test_a_stitched_latent_head_computes_the_pixel_networks_head_on_the_same_features():
+    import stitch
+    torch.manual_seed(0)
+    cfg = stitch.StitchConfig(input="latent", **SYNTH_BLOCK, trunk_blocks=2)
+    latent, pixel = Segmenter(segment.arch_of(cfg)).eval(), Segmenter(stitch.trunk_arch(cfg)).eval()
+    for net in (latent, pixel):                     # default convolutions, BatchNorms drawn
+        for m in net.modules():                     # (none left as the identity)
+            if isinstance(m, nn.BatchNorm2d):
+                m.weight.data.uniform_(0.5, 1.5)
+                m.bias.data.normal_(0, 0.1)
+                m.running_mean.normal_(0, 0.1)
+                m.running_var.uniform_(0.5, 2.0)
+    assert len(latent.head.blocks) == 4 and len(pixel.head.blocks) == 2
+    kept = stitch.take_trunk(latent, pixel, cfg.trunk_blocks)
+    assert any(k.startswith("blocks.3.") for k in kept) and "up.1.pw.0.weight (skip channels, zero)" in kept
+    # the same 1/8 features after ``inp``, and any 1/4 skip: the same logits as the pixel head's
+    f = torch.relu(torch.randn(2, 128, 6, 7))
+    skip = torch.randn(2, 32, 12, 14)
+
+    def after_inp(head, x, skip=None):
+        x = head.aspp(head.blocks(x))
+        for i, stage_ in enumerate(head.up):
+            x = stage_(torch.cat([x, skip], 1) if i == 1 and skip is not None else x)
+        return head.cls(x)
+
+    with torch.no_grad():
+        want = after_inp(pixel.head, f)
+        assert want.abs().mean() > 0.02          # logits that a wrong weight would move
+        np.testing.assert_allclose(after_inp(latent.head, f, skip).numpy(), want.numpy(),
+                                   atol=1e-4 * float(want.abs().max()))
+    cfg_bad = stitch.StitchConfig(input="latent", **SYNTH_BLOCK, trunk_blocks=5,
+                                  latent_onnx="a", trunk_onnx="b")
+    with pytest.raises(SystemExit, match="at least as many"):
+        stitch.check_stitch(cfg_bad)
+
+
+def test_an_init_with_folded_batchnorms_is_refused_without_freeze_bn(tmp_path):
+    path = tmp_path / "stitched.pt"
+    torch.save({"frozen_bn": True}, path)
+    with pytest.raises(SystemExit, match="--freeze_bn"):
+        segment.check_init_batchnorm(segment.Config(init=str(path)))
+    segment.check_init_batchnorm(segment.Config(init=str(path), freeze_bn=True))
+    torch.save({}, path)
+    segment.check_init_batchnorm(segment.Config(init=str(path)))
