@@ -18,8 +18,8 @@ features come to mean what the pixel network's do. This script:
    pixel network from its own (``--trunk_onnx``), both checked against onnxruntime;
 2. trains the latent stem and ``inp`` (the trunk is not used) for ``--hint_steps`` steps to give,
    on each training crop, the pixel network's ``inp`` features of the same crop of the decoded
-   image: mean squared error at 1/8 (FitNets' hint, Romero et al. 2015), with the crops, flips and
-   schedule of ``segment.py``;
+   image: mean squared error at 1/8 (FitNets' hint, Romero et al. 2015) on ``segment.py``'s crops
+   and flips, AdamW at ``--hint_lr`` with a short warmup and a cosine decay;
 3. puts the pixel network's head after ``inp`` into the latent network. Where the latent head has
    more: residual blocks at 1/8 beyond ``--trunk_blocks`` start as the identity; the stem's 1/4
    skip channels in the second x2 stage keep their depthwise weights and start with a zero
