@@ -550,3 +550,21 @@ def test_an_init_with_folded_batchnorms_is_refused_without_freeze_bn(tmp_path):
     segment.check_init_batchnorm(segment.Config(init=str(path), freeze_bn=True))
     torch.save({}, path)
     segment.check_init_batchnorm(segment.Config(init=str(path)))
+
+
+def test_the_paired_bootstrap_sees_a_difference_only_where_the_images_show_one():
+    import paired
+    truth = np.array([[[0, 0, 1, 11]], [[1, 1, 0, 0]]], np.uint8)          # two 1x4 "images"
+    pred = np.array([[[0, 1, 1, 0]], [[1, 1, 0, 1]]], np.uint8)
+    conf = paired.confusions(pred, truth)
+    assert conf.shape == (2, 11, 11) and conf[0, 0, 0] == 1 and conf[0, 0, 1] == 1 and conf[0, 1, 1] == 1
+    assert conf[0].sum() == 3                                               # the void pixel is left out
+    rng = np.random.default_rng(0)
+    base = rng.integers(0, 50, (30, 11, 11))
+    same = paired.paired_bootstrap(base, base.copy(), 200)
+    assert same[0] == 0 and same[1] == [0.0, 0.0] and same[2] == 1.0
+    better = base + np.diag(np.full(11, 40))[None]                          # more right on every image
+    d, (lo, hi), share = paired.paired_bootstrap(better, base, 200)
+    assert d > 0 and lo > 0 and share == 1.0
+    d, (lo, hi), share = paired.paired_bootstrap(base, better, 200)
+    assert d < 0 and hi < 0 and share == 0.0
