@@ -105,9 +105,15 @@ def load_init(model, cfg, arch, metric, set_codec_parts, grow=None):
     channels keep their meaning. Then ``set_codec_parts()`` (the function above, bound to this run)
     sets what the run derives from its own codec again, over the init's copy.
 
+    An init whose BatchNorms were folded from a graph is refused unless ``cfg.freeze_bn``.
     Another architecture is refused unless ``grow`` is given (segment.py ``--init_grow``): then
     ``model`` may be the init's network with residual blocks added (``grow_from``)."""
     init = torch.load(expand(cfg.init), map_location="cpu", weights_only=False)
+    # BatchNorms folded from a graph (stitch.py; a run of --init_onnx) are only right with their
+    # statistics frozen (segment.py --freeze_bn)
+    if init.get("frozen_bn") and not getattr(cfg, "freeze_bn", False):
+        raise SystemExit(f"--init {cfg.init}: its BatchNorms were folded from a graph and must "
+                         "stay frozen: add --freeze_bn")
     if init["arch"] != arch and grow is None:
         raise SystemExit(f"--init {cfg.init}: another architecture ({init['arch']})")
     # the latents are the analysis transform's alone (a synthesis rewritten in sub-pixel form,

@@ -124,12 +124,6 @@ def example_input(model):
     return torch.zeros(1, 3, 64, 64)
 
 
-def as_input(x):
-    """uint8 [N,H,W,3] pixels -> float NCHW in [0,1]; int16 latents [N,C,h,w] as they are."""
-    t = torch.from_numpy(np.array(x))                # a copy: memory-mapped arrays are read-only
-    return t if t.dtype == torch.int16 else t.permute(0, 3, 1, 2).float() / 255.0
-
-
 def freeze_batchnorm(model):
     """Every BatchNorm in eval mode (running statistics fixed; scale and shift still train)."""
     for m in model.modules():
@@ -141,8 +135,9 @@ def check_against_onnx(model, path, x, tol=0.05):
     """Runs ``x`` (uint8 [N,H,W,3] pixels or int16 latents) through the network and through the
     graph with onnxruntime; raises unless the logits before the final upsampling agree within
     ``tol`` (fp16 weights) and returns the largest difference."""
+    from segment import to_tensor
     from teacher import OnnxTeacher
-    t = as_input(x)
+    t = to_tensor(x)
     ref = OnnxTeacher(path, 1, latents=t.dtype == torch.int16)
     want = ref(t).float()
     got = []

@@ -21,17 +21,12 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import DEFAULT_CACHE, expand  # noqa: E402
-from segment import CLASSES, HEIGHT, VOID, scores  # noqa: E402
+from segment import HEIGHT, confusion, scores, to_tensor  # noqa: E402
 
 
 def confusions(pred, truth):
-    """[N, 11, 11] confusion matrices (rows = truth) of argmax maps against masks, void ignored."""
-    out = np.zeros((len(pred), CLASSES, CLASSES), np.int64)
-    for i, (p, t) in enumerate(zip(pred, truth)):
-        keep = t != VOID
-        out[i] = np.bincount(t[keep].astype(np.int64) * CLASSES + p[keep],
-                             minlength=CLASSES * CLASSES).reshape(CLASSES, CLASSES)
-    return out
+    """[N, 11, 11] confusion matrices (rows = truth) of masks against masks, void ignored."""
+    return np.stack([confusion(p, t) for p, t in zip(pred, truth)])
 
 
 def miou(conf):
@@ -66,9 +61,7 @@ def predict(path, tasks, codec_id, rgb, threads):
         x, kind = np.load(name, mmap_mode="r"), "original pixels" if rgb else "decoded pixels"
     preds = []
     for s in range(0, len(x), 4):
-        batch = np.array(x[s:s + 4])
-        if batch.dtype == np.uint8:
-            batch = batch.transpose(0, 3, 1, 2).astype(np.float32) / 255.0
+        batch = to_tensor(x[s:s + 4]).numpy()
         preds.append(session.run(None, {inp.name: batch})[0][:, :HEIGHT])
     return np.concatenate(preds), kind
 

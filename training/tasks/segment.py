@@ -135,15 +135,6 @@ def check_config(cfg):
         raise SystemExit("--init and --init_onnx exclude each other")
 
 
-def check_init_batchnorm(cfg):
-    """An --init whose BatchNorms came folded from a graph (stitch.py; a run of --init_onnx) is
-    only right with their statistics frozen: refused without --freeze_bn."""
-    if torch.load(expand(cfg.init), map_location="cpu", weights_only=False).get("frozen_bn") \
-            and not cfg.freeze_bn:
-        raise SystemExit(f"--init {cfg.init}: its BatchNorms were folded from a graph and must "
-                         "stay frozen: add --freeze_bn")
-
-
 def arch_of(cfg):
     return {"task": "segment", "input": cfg.input, "classes": CLASSES, "latent_channels": 64,
             "width": cfg.width, "blocks": cfg.blocks, "up": int_list(cfg.up),
@@ -251,6 +242,14 @@ def class_weights(masks, kind):
     return torch.tensor(np.median(freq) / freq, dtype=torch.float32)
 
 
+def confusion(pred, truth):
+    """The 11 x 11 confusion matrix (rows = truth) of predicted classes against a mask of the same
+    shape, void pixels left out."""
+    keep = truth != VOID
+    return np.bincount(truth[keep].astype(np.int64) * CLASSES + pred[keep],
+                       minlength=CLASSES * CLASSES).reshape(CLASSES, CLASSES)
+
+
 def scores(conf):
     """mIoU, pixel accuracy and per-class IoU from an 11 x 11 confusion matrix (rows = truth)."""
     tp = np.diag(conf).astype(np.float64)
@@ -271,10 +270,7 @@ def evaluate(model, val, cfg, device):
         x = to_tensor(x_all[s:min(n, s + 4)]).to(device)
         with autocast(device, cfg.amp):
             pred = model(x).argmax(1)[:, :HEIGHT].cpu().numpy().ravel()
-        truth = np.asarray(masks[s:min(n, s + 4), :HEIGHT]).ravel()
-        keep = truth != VOID
-        conf += np.bincount(truth[keep].astype(np.int64) * CLASSES + pred[keep],
-                            minlength=CLASSES * CLASSES).reshape(CLASSES, CLASSES)
+        conf += confusion(pred, np.asarray(masks[s:min(n, s + 4), :HEIGHT]).ravel())
     train_mode(model, cfg)
     return {**{f"val_{k}": v for k, v in scores(conf).items()}, "val_n": n}
 
@@ -326,7 +322,6 @@ def main():
             raise SystemExit(f"{cfg.teacher}: shape {teacher.shape}, expected {want} "
                              "(teacher.py on these train arrays)")
     if cfg.init and ckpt is None:
-        check_init_batchnorm(cfg)
         load_init(model, cfg, arch, "val_miou", codec_parts,
                   (Segmenter, example) if cfg.init_grow else None)
     if cfg.init_onnx and ckpt is None:

@@ -394,17 +394,33 @@ def test_the_torch_runtime_refuses_an_op_it_does_not_know(tmp_path):
         latents.OnnxGraph(str(tmp_path / "g.onnx"), "cpu")
 
 
+def export_graph(tmp_path, net, arch):
+    """``net`` exported as export.py does, to ``tmp_path/model.onnx``; returns the path."""
+    wrapper, example, in_spec, out_specs, dynamic, _ = export.graph_spec(arch)
+    proto = export.to_onnx(wrapper(net).eval(), example, in_spec, out_specs, dynamic)
+    path = tmp_path / "model.onnx"
+    path.write_bytes(proto.SerializeToString())
+    return str(path)
+
+
 def exported_teacher(tmp_path, net, arch):
     """``net`` (weights drawn away from the zero-init residuals: distinct logits) exported as
     export.py does and read back as a teacher."""
     import teacher
     for p in net.parameters():
         p.data.normal_(0, 0.05)
-    wrapper, example, in_spec, out_specs, dynamic, _ = export.graph_spec(arch)
-    proto = export.to_onnx(wrapper(net).eval(), example, in_spec, out_specs, dynamic)
-    path = tmp_path / "model.onnx"
-    path.write_bytes(proto.SerializeToString())
-    return teacher.OnnxTeacher(str(path), 1)
+    return teacher.OnnxTeacher(export_graph(tmp_path, net, arch), 1)
+
+
+def draw_batchnorms(net):
+    """Every BatchNorm's scale, shift and statistics drawn, none left as the identity (so that
+    folding must carry them over, and a block that should be the identity is not by chance)."""
+    for m in net.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.weight.data.uniform_(0.5, 1.5)
+            m.bias.data.normal_(0, 0.1)
+            m.running_mean.normal_(0, 0.1)
+            m.running_var.uniform_(0.5, 2.0)
 
 
 def test_an_exported_rgb_classifier_teaches_with_the_logits_of_its_training_network(tmp_path):
@@ -475,19 +491,10 @@ def test_a_latent_segmenter_rebuilt_from_its_onnx_file_computes_what_the_trained
     arch = segment.arch_of(segment.Config(**SYNTH_BLOCK))
     net = Segmenter(arch).eval()
     layer = codec_layer(net)
-    for m in net.modules():                         # BatchNorms that folding must carry over
-        if isinstance(m, nn.BatchNorm2d):
-            m.weight.data.uniform_(0.5, 1.5)
-            m.bias.data.normal_(0, 0.1)
-            m.running_mean.normal_(0, 0.1)
-            m.running_var.uniform_(0.5, 2.0)
-    exported_teacher_path = tmp_path / "model.onnx"
+    draw_batchnorms(net)
     net.stem.load_synthesis(*layer)
     net.stem.latents.scale.uniform_(0.2, 1.0)
-    wrapper, example, in_spec, out_specs, dynamic, _ = export.graph_spec(arch)
-    proto = export.to_onnx(wrapper(net).eval(), example, in_spec, out_specs, dynamic)
-    exported_teacher_path.write_bytes(proto.SerializeToString())
-    path = str(exported_teacher_path)
+    path = export_graph(tmp_path, net, arch)
     y = torch.from_numpy(np.random.default_rng(0).integers(-4, 5, (2, 64, 6, 7)).astype(np.int16))
     with torch.no_grad():
         want = net(y)
@@ -512,12 +519,7 @@ def test_a_stitched_latent_head_computes_the_pixel_networks_head_on_the_same_fea
     cfg = stitch.StitchConfig(input="latent", **SYNTH_BLOCK, trunk_blocks=2)
     latent, pixel = Segmenter(segment.arch_of(cfg)).eval(), Segmenter(stitch.trunk_arch(cfg)).eval()
     for net in (latent, pixel):                     # default convolutions, BatchNorms drawn
-        for m in net.modules():                     # (none left as the identity)
-            if isinstance(m, nn.BatchNorm2d):
-                m.weight.data.uniform_(0.5, 1.5)
-                m.bias.data.normal_(0, 0.1)
-                m.running_mean.normal_(0, 0.1)
-                m.running_var.uniform_(0.5, 2.0)
+        draw_batchnorms(net)
     assert len(latent.head.blocks) == 4 and len(pixel.head.blocks) == 2
     kept = stitch.take_trunk(latent, pixel, cfg.trunk_blocks)
     assert any(k.startswith("blocks.3.") for k in kept) and "up.1.pw.0.weight (skip channels, zero)" in kept
@@ -543,13 +545,20 @@ def test_a_stitched_latent_head_computes_the_pixel_networks_head_on_the_same_fea
 
 
 def test_an_init_with_folded_batchnorms_is_refused_without_freeze_bn(tmp_path):
+    from common import load_init
+    net = nn.Linear(2, 2)
+    arch = {"kind": "test"}
     path = tmp_path / "stitched.pt"
-    torch.save({"frozen_bn": True}, path)
+    state = {"arch": arch, "model": {k: v + 1 for k, v in net.state_dict().items()}, "best": {}}
+    torch.save({**state, "frozen_bn": True}, path)
+    before = net.weight.detach().clone()
     with pytest.raises(SystemExit, match="--freeze_bn"):
-        segment.check_init_batchnorm(segment.Config(init=str(path)))
-    segment.check_init_batchnorm(segment.Config(init=str(path), freeze_bn=True))
-    torch.save({}, path)
-    segment.check_init_batchnorm(segment.Config(init=str(path)))
+        load_init(net, segment.Config(input="rgb", init=str(path)), arch, "val_miou", lambda: None)
+    assert torch.equal(net.weight, before)
+    load_init(net, segment.Config(input="rgb", init=str(path), freeze_bn=True), arch, "val_miou", lambda: None)
+    assert torch.equal(net.weight, before + 1)
+    torch.save(state, path)                         # a checkpoint of a run that trained its BatchNorms
+    load_init(net, segment.Config(input="rgb", init=str(path)), arch, "val_miou", lambda: None)
 
 
 def test_the_paired_bootstrap_sees_a_difference_only_where_the_images_show_one():
